@@ -1,0 +1,71 @@
+"""The ``meta`` command line: a thin layer over the library; no statistics here.
+
+Typed errors from the library become messages on stderr and exit code 1; nothing prints a traceback
+for bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .analysis import pool_sheet
+from .errors import MetaError, SheetError
+from .options import CI_METHODS, I2_DEFINITIONS, MEASURES, METHODS, EffectOptions, PoolOptions
+from .results import render_text
+
+
+def fail(error: MetaError) -> None:
+    """Print every problem of an error (file, row, column, fix) and exit with code 1."""
+    if isinstance(error, SheetError):
+        click.echo(f"{len(error.problems)} problem(s) found:", err=True)
+        for problem in error.problems:
+            click.echo(f"  - {problem}", err=True)
+    else:
+        click.echo(f"Error: {error}", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="meta-living")
+def main() -> None:
+    """meta: living evidence synthesis (effect sizes, pooling, plots, living summary)."""
+
+
+@main.command()
+@click.argument("sheet", type=click.Path(path_type=Path))
+@click.option("--measure", required=True, type=click.Choice(MEASURES), help="Effect measure.")
+@click.option("--method", default="REML", show_default=True, type=click.Choice(METHODS),
+              help="Estimator of tau^2 (FE: fixed effect).")
+@click.option("--ci", "ci_method", default="z", show_default=True, type=click.Choice(CI_METHODS),
+              help="Interval for the mean: z, or knha (Knapp-Hartung, t on k-1 df).")
+@click.option("--md-variance", default="unequal", show_default=True,
+              type=click.Choice(["unequal", "pooled"]), help="MD variance from the two SDs or the pooled SD.")
+@click.option("--zero-cells", default="keep", show_default=True, type=click.Choice(["keep", "drop"]),
+              help="keep: add 0.5 to tables with a zero cell (metafor); drop: leave out double-zero RR/OR studies.")
+@click.option("--level", default=95.0, show_default=True, type=float, help="Confidence level in percent.")
+@click.option("--i2", "i2_definition", default="typical", show_default=True, type=click.Choice(I2_DEFINITIONS),
+              help="I^2 from the typical (metafor) or the mean within-study variance.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results contract as one JSON object.")
+def pool(sheet, measure, method, ci_method, md_variance, zero_cells, level, i2_definition, as_json):
+    """Pool every row of SHEET (a CSV) and print the result.
+
+    Example: meta pool extraction/depression/depression.csv --measure SMD --method REML --ci knha
+    """
+    try:
+        result = pool_sheet(sheet, EffectOptions(measure, md_variance=md_variance, zero_cells=zero_cells),
+                            PoolOptions(method=method, ci=ci_method, level=level, i2_definition=i2_definition))
+    except MetaError as error:
+        fail(error)
+    if as_json:
+        click.echo(result.to_json())
+    else:
+        click.echo(render_text(result), nl=False)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Raw numbers of a sheet -> effect sizes ``yi`` and sampling variances ``vi`` on the analysis scale.
+
+Each row fills exactly one group of effect columns (``../shared/DESIGN.md``); the formulas are
+metafor's ``escalc`` (Viechtbauer 2010, J Stat Softw 36(3)) with its defaults:
+
+- binary -> log RR, log OR, RD; 0.5 added to every cell of a table with a zero cell, double-zero
+  tables kept (``add = 1/2, to = "only0", drop00 = FALSE``); ``zero_cells="drop"`` leaves out
+  double-zero tables for RR and OR as Cochrane's RevMan does.
+- continuous -> SMD (Hedges' g with the exact correction c(m) = Gamma(m/2) / (sqrt(m/2)
+  Gamma((m-1)/2)), m = n1 + n2 - 2; Hedges 1981; large-sample variance, vtype "LS") and MD
+  (variance sd1^2/n1 + sd2^2/n2, or from the pooled SD with ``md_variance="pooled"``, vtype "HO").
+- ratio with CI -> log estimate; SE = (log upper - log lower) / (2 z_{(1+level)/2}) (Altman &
+  Bland 2011, BMJ 343:d2090), with a warning where the CI is clearly asymmetric on the log scale.
+- precomputed -> ``yi`` with ``vi`` or ``sei``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from .errors import MetaError
+from .options import EffectOptions
+
+GROUPS = {
+    "precomputed": ("yi", "vi", "sei"),
+    "ratio": ("estimate", "ci_lower", "ci_upper", "ci_level"),
+    "binary": ("events_treat", "n_treat", "events_ctrl", "n_ctrl"),
+    "continuous": ("mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl"),
+}
+# Columns whose presence says which group a row fills (n_treat/n_ctrl are shared, so they say nothing).
+GROUP_MARKERS = {
+    "precomputed": ("yi", "vi", "sei"),
+    "ratio": ("estimate", "ci_lower", "ci_upper"),
+    "binary": ("events_treat", "events_ctrl"),
+    "continuous": ("mean_treat", "sd_treat", "mean_ctrl", "sd_ctrl"),
+}
+REQUIRED = {
+    "precomputed": ("yi",),
+    "ratio": ("estimate", "ci_lower", "ci_upper"),
+    "binary": ("events_treat", "n_treat", "events_ctrl", "n_ctrl"),
+    "continuous": ("mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl"),
+}
+MEASURES_OF_GROUP = {
+    "precomputed": ("GEN", "RR", "OR", "RD", "HR", "SMD", "MD"),
+    "ratio": ("HR", "RR", "OR"),
+    "binary": ("RR", "OR", "RD"),
+    "continuous": ("SMD", "MD"),
+}
+ASYMMETRY_WARN = 0.10  # share of the log-CI width that the arms may differ by, beyond rounding
+
+
+class EffectError(MetaError):
+    """Rows whose group cannot give the requested measure."""
+
+
+@dataclass(frozen=True)
+class EffectSizes:
+    """Effect sizes of the studies of one analysis, in sheet order, and what was done to them."""
+
+    measure: str
+    labels: tuple[str, ...]
+    years: tuple
+    yi: np.ndarray
+    vi: np.ndarray
+    rows: tuple[int, ...]
+    corrected: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def k(self) -> int:
+        return len(self.labels)
+
+
+def row_groups(table: pd.DataFrame) -> list[list[str]]:
+    """For each row, the effect groups it has any value of (exactly one is valid)."""
+    groups = []
+    for _, row in table.iterrows():
+        present = [g for g, cols in GROUP_MARKERS.items()
+                   if any(c in row.index and pd.notna(row[c]) for c in cols)]
+        groups.append(present)
+    return groups
+
+
+def compute_effects(table: pd.DataFrame, options: EffectOptions) -> EffectSizes:
+    """Effect sizes for every row of a checked sheet (numeric columns already numbers)."""
+    measure = options.measure
+    labels, years, yis, vis, rows = [], [], [], [], []
+    corrected, dropped, warnings = [], [], []
+    groups = row_groups(table)
+    for position, ((_, row), present) in enumerate(zip(table.iterrows(), groups)):
+        label = str(row["study"])
+        group = present[0]
+        if measure not in MEASURES_OF_GROUP[group]:
+            raise EffectError(
+                f"row {position + 1} ({label}) has {group} columns, which cannot give {measure}; "
+                f"{group} rows give {', '.join(MEASURES_OF_GROUP[group])}")
+        if group == "precomputed":
+            yi, vi = _precomputed(row)
+        elif group == "ratio":
+            yi, vi, note = _ratio(row)
+            if note:
+                warnings.append(f"{label}: {note}")
+        elif group == "binary":
+            cells = _cells(row)
+            if options.zero_cells == "drop" and measure in ("RR", "OR") and _double_zero(cells):
+                dropped.append(label)
+                continue
+            if min(cells) == 0:
+                cells = tuple(c + options.add for c in cells)
+                corrected.append(label)
+            yi, vi = _binary(cells, measure)
+        else:
+            yi, vi = _continuous(row, measure, options.md_variance)
+        labels.append(label)
+        years.append(row.get("year"))
+        yis.append(yi)
+        vis.append(vi)
+        rows.append(position + 1)
+    return EffectSizes(measure, tuple(labels), tuple(years), np.array(yis, dtype=float),
+                       np.array(vis, dtype=float), tuple(rows), tuple(corrected),
+                       tuple(dropped), tuple(warnings))
+
+
+def _precomputed(row) -> tuple[float, float]:
+    yi = float(row["yi"])
+    if "vi" in row.index and pd.notna(row["vi"]):
+        return yi, float(row["vi"])
+    return yi, float(row["sei"]) ** 2
+
+
+def _ratio(row) -> tuple[float, float, str]:
+    level = float(row["ci_level"]) if "ci_level" in row.index and pd.notna(row["ci_level"]) else 95.0
+    est, lo, hi = float(row["estimate"]), float(row["ci_lower"]), float(row["ci_upper"])
+    z = stats.norm.isf((1 - level / 100) / 2)
+    sei = (np.log(hi) - np.log(lo)) / (2 * z)
+    return float(np.log(est)), float(sei**2), ci_asymmetry_note(est, lo, hi)
+
+
+def ci_asymmetry_note(est: float, lo: float, hi: float) -> str:
+    """A warning when the log CI is asymmetric about the log estimate beyond what rounding explains."""
+    lower_arm = np.log(est) - np.log(lo)
+    upper_arm = np.log(hi) - np.log(lo) - lower_arm
+    width = lower_arm + upper_arm
+    if width <= 0:
+        return ""
+    slack = sum(_rounding_half_unit(x) / x for x in (lo, hi)) + 2 * _rounding_half_unit(est) / est
+    excess = abs(upper_arm - lower_arm) - slack
+    if excess / width > ASYMMETRY_WARN:
+        return (f"CI {lo:g}-{hi:g} is asymmetric about {est:g} on the log scale "
+                f"(arms {lower_arm:.3f} and {upper_arm:.3f}); check the extraction")
+    return ""
+
+
+def _rounding_half_unit(x: float) -> float:
+    text = repr(float(x))
+    decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 0
+    return 0.5 * 10.0 ** (-decimals)
+
+
+def _cells(row) -> tuple[float, float, float, float]:
+    a, n1 = float(row["events_treat"]), float(row["n_treat"])
+    c, n2 = float(row["events_ctrl"]), float(row["n_ctrl"])
+    return a, n1 - a, c, n2 - c
+
+
+def _double_zero(cells) -> bool:
+    a, b, c, d = cells
+    return (a == 0 and c == 0) or (b == 0 and d == 0)
+
+
+def _binary(cells, measure: str) -> tuple[float, float]:
+    a, b, c, d = cells
+    n1, n2 = a + b, c + d
+    p1, p2 = a / n1, c / n2
+    if measure == "RR":
+        return float(np.log(p1) - np.log(p2)), 1 / a - 1 / n1 + 1 / c - 1 / n2
+    if measure == "OR":
+        return float(np.log(p1 / (1 - p1)) - np.log(p2 / (1 - p2))), 1 / a + 1 / b + 1 / c + 1 / d
+    return p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+
+
+def hedges_correction(m: float) -> float:
+    """Exact small-sample correction c(m) of Hedges (1981), as metafor's ``.cmicalc``."""
+    return float(np.exp(special.gammaln(m / 2) - np.log(np.sqrt(m / 2)) - special.gammaln((m - 1) / 2)))
+
+
+def _continuous(row, measure: str, md_variance: str) -> tuple[float, float]:
+    m1, s1, n1 = float(row["mean_treat"]), float(row["sd_treat"]), float(row["n_treat"])
+    m2, s2, n2 = float(row["mean_ctrl"]), float(row["sd_ctrl"]), float(row["n_ctrl"])
+    m = n1 + n2 - 2
+    sp = np.sqrt(((n1 - 1) * s1**2 + (n2 - 1) * s2**2) / m)
+    if measure == "MD":
+        if md_variance == "pooled":
+            return m1 - m2, float(sp**2 * (1 / n1 + 1 / n2))
+        return m1 - m2, s1**2 / n1 + s2**2 / n2
+    g = hedges_correction(m) * (m1 - m2) / sp
+    return float(g), float(1 / n1 + 1 / n2 + g**2 / (2 * (n1 + n2)))

@@ -1,0 +1,232 @@
+"""Load a sheet and check its effect columns; every problem is collected, none stops the check.
+
+A sheet is a CSV file, one row per study result. Cells are read as text first so that a word in a
+numeric column can be reported with its row and column instead of turning into a silent NaN.
+Row numbers in messages count data rows from 1 (the header is not a row), as a spreadsheet user
+sees them after the header line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .effects import GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, row_groups
+from .errors import Problem
+
+NUMERIC_COLUMNS = tuple(sorted({c for cols in GROUPS.values() for c in cols}
+                               | {"year", "n_total", "events_total", "dose_met_h_week",
+                                  "follow_up_years"}))
+COUNT_COLUMNS = ("events_treat", "n_treat", "events_ctrl", "n_ctrl", "n_total", "events_total", "year")
+
+
+def read_text(path: Path) -> tuple[str | None, list[Problem]]:
+    """The text of a sheet file, or a problem saying why it cannot be read."""
+    name = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None, [Problem("missing-file", name, 0, "", "the file does not exist",
+                              "check the path (relative to the current folder)")]
+    except OSError as err:
+        return None, [Problem("unreadable-file", name, 0, "", f"the file cannot be read ({err.strerror})",
+                              "check that it is a readable file")]
+    if raw.startswith(b"PK\x03\x04"):
+        return None, [Problem("not-csv", name, 0, "", "this is a ZIP/XLSX workbook, not a CSV file",
+                              "save the sheet as CSV (UTF-8) from the spreadsheet program")]
+    try:
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError as err:
+        return None, [Problem("encoding", name, 0, "",
+                              f"the file is not UTF-8 (byte {err.start} cannot be decoded)",
+                              "save the sheet as CSV UTF-8")]
+
+
+def load_sheet(path: Path) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """Read a CSV sheet as text cells (no type guessing); empty cells become NaN."""
+    text, problems = read_text(path)
+    if text is None:
+        return None, problems
+    name = str(path)
+    if not text.strip():
+        return None, [Problem("empty-sheet", name, 0, "", "the sheet is empty (no header, no rows)",
+                              "add a header line and one row per study result")]
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as err:
+        return None, [Problem("malformed-csv", name, 0, "", f"the CSV cannot be parsed ({err})",
+                              "check quoting: a field with commas or quotes must be in double quotes")]
+    header = [h.strip() for h in rows[0]]
+    problems += _header_problems(header, name)
+    body = [r for r in rows[1:] if any(cell.strip() for cell in r)]
+    for number, r in enumerate(body, start=1):
+        if len(r) != len(header):
+            problems.append(Problem("row-length", name, number, "",
+                                    f"the row has {len(r)} fields but the header has {len(header)}",
+                                    "quote fields that contain commas; remove stray separators"))
+    if problems:
+        return None, problems
+    frame = pd.DataFrame([[c.strip() for c in r] for r in body], columns=header, dtype=object)
+    frame = frame.replace("", np.nan)
+    return frame, []
+
+
+def _header_problems(header: list[str], name: str) -> list[Problem]:
+    problems = []
+    seen = set()
+    for position, column in enumerate(header, start=1):
+        if not column:
+            problems.append(Problem("empty-header", name, 0, f"#{position}", "a column has no name",
+                                    "name every column (see extraction/dictionary.csv)"))
+        elif column in seen:
+            problems.append(Problem("duplicate-header", name, 0, column, "the column appears twice",
+                                    "keep one column of that name"))
+        seen.add(column)
+    return problems
+
+
+def check_effect_table(frame: pd.DataFrame, name: str, measure: str) -> tuple[pd.DataFrame, list[Problem]]:
+    """Type the numeric columns and check every row's effect group for ``measure``.
+
+    Returns the typed table and the problems; the table is usable only when there are none.
+    """
+    problems: list[Problem] = []
+    if frame is None or frame.empty:
+        return frame, [Problem("empty-sheet", name, 0, "", "the sheet has a header but no rows",
+                               "add one row per study result")]
+    if "study" not in frame.columns:
+        problems.append(Problem("missing-column", name, 0, "study",
+                                "the column 'study' (the label of each row) is missing",
+                                "add a 'study' column with one label per row"))
+    typed = frame.copy()
+    for column in NUMERIC_COLUMNS:
+        if column in typed.columns:
+            typed[column], column_problems = _to_numbers(frame[column], name, column)
+            problems += column_problems
+    groups = row_groups(typed)
+    needed_columns: set[str] = set()
+    for number, ((_, row), present) in enumerate(zip(typed.iterrows(), groups), start=1):
+        problems += _row_group_problems(row, present, number, name, measure, needed_columns)
+    for column in sorted(needed_columns - set(frame.columns)):
+        problems.append(Problem("missing-column", name, 0, column,
+                                f"rows need the column '{column}', which is missing",
+                                f"add a '{column}' column and fill it"))
+    if "study" in frame.columns:
+        problems += _duplicate_labels(frame, name)
+    return typed, problems
+
+
+def _to_numbers(values: pd.Series, name: str, column: str):
+    numbers = pd.to_numeric(values, errors="coerce")
+    problems = []
+    for number, (text, value) in enumerate(zip(values, numbers), start=1):
+        if pd.notna(text) and pd.isna(value):
+            problems.append(Problem("not-a-number", name, number, column,
+                                    f"'{text}' is not a number",
+                                    "write a plain number with a decimal point (e.g. 0.85), or leave it empty"))
+        elif pd.notna(value) and not np.isfinite(value):
+            problems.append(Problem("not-a-number", name, number, column, f"'{text}' is not finite",
+                                    "write a finite number"))
+        elif column in COUNT_COLUMNS and pd.notna(value) and value != int(value):
+            problems.append(Problem("not-a-count", name, number, column,
+                                    f"{text} is not a whole number", "counts are whole numbers of people"))
+    return numbers, problems
+
+
+def _row_group_problems(row, present, number, name, measure, needed_columns) -> list[Problem]:
+    if not present:
+        return [Problem("no-effect", name, number, "",
+                        "no effect columns are filled",
+                        "fill one group: yi+vi, estimate+ci_lower+ci_upper, events+n, or means+SDs+n")]
+    if len(present) > 1:
+        columns = [c for g in present for c in GROUP_MARKERS[g] if c in row.index and pd.notna(row[c])]
+        return [Problem("two-effect-groups", name, number, ",".join(columns),
+                        f"the row fills more than one effect group ({' and '.join(present)})",
+                        "keep one group of effect columns per row; move the other result to its own row")]
+    group = present[0]
+    problems = []
+    if measure not in MEASURES_OF_GROUP[group]:
+        problems.append(Problem("wrong-measure", name, number, "",
+                                f"{group} columns cannot give {measure}",
+                                f"use --measure {' or '.join(MEASURES_OF_GROUP[group])} for this sheet"))
+    required = list(REQUIRED[group])
+    if group == "precomputed":
+        if not any(c in row.index and pd.notna(row[c]) for c in ("vi", "sei")):
+            problems.append(Problem("missing-value", name, number, "vi", "yi has no vi or sei",
+                                    "give the sampling variance vi or the standard error sei"))
+            if "vi" not in row.index and "sei" not in row.index:
+                needed_columns.add("vi")
+    for column in required:
+        if column not in row.index:
+            needed_columns.add(column)
+        elif pd.isna(row[column]):
+            problems.append(Problem("missing-value", name, number, column, f"{column} is empty",
+                                    f"fill {column} (a {group} row needs {', '.join(required)})"))
+    if not problems:
+        problems += _range_problems(row, group, number, name)
+    return problems
+
+
+def _range_problems(row, group, number, name) -> list[Problem]:
+    def problem(column, message, fix):
+        return Problem("out-of-range", name, number, column, message, fix)
+
+    out = []
+    if group == "binary":
+        for arm in ("treat", "ctrl"):
+            events, n = row[f"events_{arm}"], row[f"n_{arm}"]
+            if n <= 0:
+                out.append(problem(f"n_{arm}", f"n_{arm} ({n:g}) is not positive", "n counts people analysed (> 0)"))
+            if events < 0:
+                out.append(problem(f"events_{arm}", f"events_{arm} ({events:g}) is negative", "events are counts >= 0"))
+            if events > n:
+                out.append(problem(f"events_{arm}", f"events_{arm} ({events:g}) is larger than n_{arm} ({n:g})",
+                                   "check the arm: events cannot exceed the people in it"))
+    elif group == "continuous":
+        for arm in ("treat", "ctrl"):
+            if row[f"sd_{arm}"] <= 0:
+                out.append(problem(f"sd_{arm}", f"sd_{arm} ({row[f'sd_{arm}']:g}) is not positive",
+                                   "an SD is > 0; if the source gives an SE or CI, convert it and say so in notes"))
+            if row[f"n_{arm}"] < 2:
+                out.append(problem(f"n_{arm}", f"n_{arm} ({row[f'n_{arm}']:g}) is below 2",
+                                   "an SD needs at least 2 people per arm"))
+    elif group == "ratio":
+        est, lo, hi = row["estimate"], row["ci_lower"], row["ci_upper"]
+        for column, value in (("estimate", est), ("ci_lower", lo), ("ci_upper", hi)):
+            if value <= 0:
+                out.append(problem(column, f"{column} ({value:g}) is not positive",
+                                   "ratios and their limits are > 0 on the natural scale"))
+        if not out and not (lo <= est <= hi and lo < hi):
+            out.append(problem("ci_lower,ci_upper", f"the CI {lo:g} to {hi:g} does not contain the estimate {est:g}",
+                               "check that estimate, ci_lower and ci_upper are in the right columns"))
+        level = row.get("ci_level")
+        if pd.notna(level) and not 50 <= level < 100:
+            out.append(problem("ci_level", f"ci_level ({level:g}) is not a percentage from 50 to 99.9",
+                               "write the level in percent (e.g. 95)"))
+    else:
+        for column in ("vi", "sei"):
+            if column in row.index and pd.notna(row[column]) and row[column] <= 0:
+                out.append(problem(column, f"{column} ({row[column]:g}) is not positive",
+                                   "a sampling variance or SE is > 0"))
+    return out
+
+
+def _duplicate_labels(frame: pd.DataFrame, name: str) -> list[Problem]:
+    problems = []
+    first_seen: dict[str, int] = {}
+    for number, label in enumerate(frame["study"], start=1):
+        if pd.isna(label):
+            problems.append(Problem("missing-value", name, number, "study", "the study label is empty",
+                                    "give every row a label (e.g. 'Holmes 2005')"))
+            continue
+        if label in first_seen:
+            problems.append(Problem("duplicate-label", name, number, "study",
+                                    f"the label '{label}' is used again (first in row {first_seen[label]})",
+                                    "make labels unique, e.g. add the cohort or a letter ('Smith 2010a')"))
+        else:
+            first_seen[label] = number
+    return problems
