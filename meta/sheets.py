@@ -160,13 +160,15 @@ def _row_group_problems(row, present, number, name, measure, needed_columns) -> 
                                     "give the sampling variance vi or the standard error sei"))
             if "vi" not in row.index and "sei" not in row.index:
                 needed_columns.add("vi")
+    missing_columns = [c for c in required if c not in row.index]
+    needed_columns.update(missing_columns)
     for column in required:
         if column not in row.index:
-            needed_columns.add(column)
+            continue
         elif pd.isna(row[column]):
             problems.append(Problem("missing-value", name, number, column, f"{column} is empty",
                                     f"fill {column} (a {group} row needs {', '.join(required)})"))
-    if not problems:
+    if not problems and not missing_columns:
         problems += _range_problems(row, group, number, name)
     return problems
 

@@ -1,0 +1,99 @@
+"""Bad input to `meta pool`: every problem with file, row, column and fix, exit code 1, no traceback."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from meta.cli import main
+
+
+def run(tmp_path, text, *args, name="sheet.csv"):
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return CliRunner().invoke(main, ["pool", str(path), *args]), str(path)
+
+
+CASES = [
+    ("missing column", "study,year,events_treat,n_treat,events_ctrl\nA,2000,1,10,2\nB,2001,2,20,3\n",
+     ["RR"], ["column n_ctrl", "missing", "add a 'n_ctrl' column"]),
+    ("two groups", "study,year,yi,vi,estimate,ci_lower,ci_upper\nA,2000,0.1,0.02,0.9,0.8,1.1\nB,2001,0.2,0.03,,,\n",
+     ["GEN"], ["row 1", "more than one effect group", "keep one group"]),
+    ("text in numeric", "study,year,yi,vi\nA,2000,0.1,abc\nB,2001,0.2,0.03\n",
+     ["GEN"], ["row 1, column vi", "'abc' is not a number"]),
+    ("events > n", "study,year,events_treat,n_treat,events_ctrl,n_ctrl\nA,2000,45,40,2,40\nB,2001,2,20,3,20\n",
+     ["RR"], ["row 1, column events_treat", "events_treat (45) is larger than n_treat (40)"]),
+    ("sd <= 0", "study,year,mean_treat,sd_treat,n_treat,mean_ctrl,sd_ctrl,n_ctrl\nA,2000,1,0,10,2,1,10\nB,2001,1,1,10,2,1,10\n",
+     ["SMD"], ["row 1, column sd_treat", "is not positive"]),
+    ("CI not containing estimate", "study,year,estimate,ci_lower,ci_upper\nA,2000,0.5,0.6,0.9\nB,2001,0.8,0.7,0.9\n",
+     ["HR"], ["row 1", "does not contain the estimate 0.5"]),
+    ("vi <= 0", "study,year,yi,vi\nA,2000,0.1,0\nB,2001,0.2,-0.1\n",
+     ["GEN"], ["row 1, column vi", "row 2, column vi", "not positive"]),
+    ("empty sheet", "", ["GEN"], ["the sheet is empty"]),
+    ("header only", "study,year,yi,vi\n", ["GEN"], ["no rows"]),
+    ("duplicate labels", "study,year,yi,vi\nA,2000,0.1,0.01\nA,2001,0.2,0.02\n",
+     ["GEN"], ["row 2, column study", "'A' is used again (first in row 1)"]),
+    ("wrong measure", "study,year,yi,vi\nA,2000,0.1,0.01\nB,2001,0.2,0.02\n".replace("yi,vi", "estimate,ci_lower,ci_upper").replace("0.1,0.01", "0.9,0.8,1.1").replace("0.2,0.02", "0.8,0.7,0.9"),
+     ["SMD"], ["ratio columns cannot give SMD"]),
+    ("not utf-8", "study,year,yi,vi\nM\xfcller,2000,0.1,0.01\n".encode("latin-1"), ["GEN"], ["not UTF-8", "save the sheet as CSV UTF-8"]),
+    ("ragged row", "study,year,yi,vi\nA,2000,0.1,0.01,9\n", ["GEN"], ["row 1", "5 fields but the header has 4"]),
+]
+
+
+@pytest.mark.parametrize("label, text, measure, expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_reported(tmp_path, label, text, measure, expected):
+    result, path = run(tmp_path, text, "--measure", *measure)
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert path in result.stderr
+    for fragment in expected:
+        assert fragment in result.stderr, result.stderr
+    assert "Fix:" in result.stderr or "not UTF-8" in result.stderr
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    text = "study,year,events_treat,n_treat,events_ctrl,n_ctrl\nA,2000,45,40,2,40\nB,x,2,20,3,0\nA,2002,1,10,1,10\n"
+    result, _ = run(tmp_path, text, "--measure", "OR")
+    assert result.exit_code == 1
+    assert "5 problem(s)" in result.stderr
+    for fragment in ("row 1, column events_treat", "row 2, column year", "row 2, column n_ctrl",
+                     "row 2, column events_ctrl", "row 3, column study"):
+        assert fragment in result.stderr
+
+
+def test_missing_file(tmp_path):
+    result = CliRunner().invoke(main, ["pool", str(tmp_path / "nope.csv"), "--measure", "GEN"])
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+
+
+def test_single_study_pools_to_itself_with_warning(tmp_path):
+    result, _ = run(tmp_path, "study,year,estimate,ci_lower,ci_upper\nA,2000,0.80,0.64,1.00\n",
+                    "--measure", "HR", "--ci", "knha", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["k"] == 1
+    assert data["estimate_exp"] == pytest.approx(0.80)
+    assert data["tau2"] == 0 and data["i2"] == 0
+    assert "k = 1" in result.stderr
+
+
+def test_zero_cells_are_reported(tmp_path):
+    text = "study,year,events_treat,n_treat,events_ctrl,n_ctrl\nA,2000,0,10,2,10\nB,2001,0,20,0,20\nC,2002,3,30,5,30\n"
+    keep, _ = run(tmp_path, text, "--measure", "RR", "--json")
+    assert json.loads(keep.stdout)["corrected"] == ["A", "B"]
+    assert json.loads(keep.stdout)["k"] == 3
+    drop, _ = run(tmp_path, text, "--measure", "RR", "--zero-cells", "drop", "--json")
+    data = json.loads(drop.stdout)
+    assert data["dropped"] == ["B"] and data["corrected"] == ["A"] and data["k"] == 2
+
+
+def test_asymmetric_ci_warns(tmp_path):
+    result, _ = run(tmp_path, "study,year,estimate,ci_lower,ci_upper\nA,2000,0.50,0.45,1.50\nB,2001,0.80,0.70,0.91\n",
+                    "--measure", "HR")
+    assert result.exit_code == 0
+    assert "asymmetric" in result.stderr and "A:" in result.stderr
+    assert "B:" not in result.stderr
