@@ -6,6 +6,7 @@ for bad input.
 
 from __future__ import annotations
 
+import datetime
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import click
 
 from .analysis import pool_sheet
 from .errors import MetaError, SheetError
+from .evidence import validate_project
 from .options import CI_METHODS, I2_DEFINITIONS, MEASURES, METHODS, EffectOptions, PoolOptions
 from .results import render_text
 
@@ -65,6 +67,61 @@ def pool(sheet, measure, method, ci_method, md_variance, zero_cells, level, i2_d
         click.echo(render_text(result), nl=False)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+@main.command()
+@click.option("--root", default=".", type=click.Path(file_okay=False, path_type=Path),
+              help="Project folder (holds extraction/ and analyses/).")
+@click.option("--strict", is_flag=True, help="Treat warnings (unchecked rows, asymmetric CIs) as problems.")
+def validate(root, strict):
+    """Check every sheet, studies.csv and every analysis spec; list every problem.
+
+    Example: meta validate
+    """
+    report = validate_project(root)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    problems = report.problems + (report.warnings if strict else [])
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found:", err=True)
+        for problem in problems:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"OK: {report.sheets} sheets, {report.rows} rows, {report.specs} analysis specs; "
+               f"{len(report.warnings)} warning(s)")
+
+
+@main.command("run")
+@click.option("--root", default=".", type=click.Path(file_okay=False, path_type=Path),
+              help="Project folder (holds extraction/ and analyses/).")
+@click.option("--date", "version_date", default=None, help="Version date to record (YYYY-MM-DD; default today).")
+@click.option("--force", is_flag=True, help="Re-compute every analysis even if its inputs did not change.")
+def run_command(root, version_date, force):
+    """Run every analysis spec and publish plots, the living summary, history, CHANGES.md and the site.
+
+    Example: meta run
+    """
+    from .run import run
+
+    version_date = version_date or datetime.date.today().isoformat()
+    try:
+        datetime.date.fromisoformat(version_date)
+    except ValueError:
+        fail(MetaError(f"--date must be YYYY-MM-DD; got {version_date!r}"))
+    seen = []
+
+    def progress(name, status):
+        seen.append(name)
+        click.echo(f"[{len(seen)}] {name}: {status}")
+
+    try:
+        report = run(root, version_date, progress, force=force)
+    except MetaError as error:
+        fail(error)
+    click.echo(f"{report.analyses} analyses; {len(report.recomputed)} re-computed; "
+               f"{len(report.written)} file(s) written; {len(report.published)} new version(s) published")
+    for name in report.published:
+        click.echo(f"  new version: {name}")
 
 
 if __name__ == "__main__":

@@ -92,12 +92,12 @@ def compute_effects(table: pd.DataFrame, options: EffectOptions) -> EffectSizes:
     labels, years, yis, vis, rows = [], [], [], [], []
     corrected, dropped, warnings = [], [], []
     groups = row_groups(table)
-    for position, ((_, row), present) in enumerate(zip(table.iterrows(), groups)):
+    for (number, row), present in zip(table.iterrows(), groups):
         label = str(row["study"])
         group = present[0]
         if measure not in MEASURES_OF_GROUP[group]:
             raise EffectError(
-                f"row {position + 1} ({label}) has {group} columns, which cannot give {measure}; "
+                f"row {number} ({label}) has {group} columns, which cannot give {measure}; "
                 f"{group} rows give {', '.join(MEASURES_OF_GROUP[group])}")
         if group == "precomputed":
             yi, vi = _precomputed(row)
@@ -120,7 +120,7 @@ def compute_effects(table: pd.DataFrame, options: EffectOptions) -> EffectSizes:
         years.append(row.get("year"))
         yis.append(yi)
         vis.append(vi)
-        rows.append(position + 1)
+        rows.append(int(number))
     return EffectSizes(measure, tuple(labels), tuple(years), np.array(yis, dtype=float),
                        np.array(vis, dtype=float), tuple(rows), tuple(corrected),
                        tuple(dropped), tuple(warnings))

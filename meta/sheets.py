@@ -70,7 +70,8 @@ def load_sheet(path: Path) -> tuple[pd.DataFrame | None, list[Problem]]:
                                     "quote fields that contain commas; remove stray separators"))
     if problems:
         return None, problems
-    frame = pd.DataFrame([[c.strip() for c in r] for r in body], columns=header, dtype=object)
+    frame = pd.DataFrame([[c.strip() for c in r] for r in body], columns=header, dtype=object,
+                         index=pd.RangeIndex(1, len(body) + 1))
     frame = frame.replace("", np.nan)
     return frame, []
 
@@ -89,10 +90,12 @@ def _header_problems(header: list[str], name: str) -> list[Problem]:
     return problems
 
 
-def check_effect_table(frame: pd.DataFrame, name: str, measure: str) -> tuple[pd.DataFrame, list[Problem]]:
+def check_effect_table(frame: pd.DataFrame, name: str, measure: str,
+                       unique_labels: bool = True) -> tuple[pd.DataFrame, list[Problem]]:
     """Type the numeric columns and check every row's effect group for ``measure``.
 
-    Returns the typed table and the problems; the table is usable only when there are none.
+    The frame's index holds the sheet row numbers used in messages. Returns the typed table and
+    the problems; the table is usable only when there are none.
     """
     problems: list[Problem] = []
     if frame is None or frame.empty:
@@ -109,13 +112,13 @@ def check_effect_table(frame: pd.DataFrame, name: str, measure: str) -> tuple[pd
             problems += column_problems
     groups = row_groups(typed)
     needed_columns: set[str] = set()
-    for number, ((_, row), present) in enumerate(zip(typed.iterrows(), groups), start=1):
+    for (number, row), present in zip(typed.iterrows(), groups):
         problems += _row_group_problems(row, present, number, name, measure, needed_columns)
     for column in sorted(needed_columns - set(frame.columns)):
         problems.append(Problem("missing-column", name, 0, column,
                                 f"rows need the column '{column}', which is missing",
                                 f"add a '{column}' column and fill it"))
-    if "study" in frame.columns:
+    if "study" in frame.columns and unique_labels:
         problems += _duplicate_labels(frame, name)
     return typed, problems
 
@@ -123,7 +126,7 @@ def check_effect_table(frame: pd.DataFrame, name: str, measure: str) -> tuple[pd
 def _to_numbers(values: pd.Series, name: str, column: str):
     numbers = pd.to_numeric(values, errors="coerce")
     problems = []
-    for number, (text, value) in enumerate(zip(values, numbers), start=1):
+    for number, text, value in zip(values.index, values, numbers):
         if pd.notna(text) and pd.isna(value):
             problems.append(Problem("not-a-number", name, number, column,
                                     f"'{text}' is not a number",
@@ -220,7 +223,7 @@ def _range_problems(row, group, number, name) -> list[Problem]:
 def _duplicate_labels(frame: pd.DataFrame, name: str) -> list[Problem]:
     problems = []
     first_seen: dict[str, int] = {}
-    for number, label in enumerate(frame["study"], start=1):
+    for number, label in frame["study"].items():
         if pd.isna(label):
             problems.append(Problem("missing-value", name, number, "study", "the study label is empty",
                                     "give every row a label (e.g. 'Holmes 2005')"))

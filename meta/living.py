@@ -1,0 +1,242 @@
+"""The living summary: one row per analysis, the history of published versions, and what changed.
+
+``analyses/history.csv`` gets one row per analysis per published version, appended only when the
+analysis's inputs (content hash) or results changed. ``analyses/CHANGES.md`` says in words what
+each version changed ("+2 studies (X 2024, Y 2025); HR 0.62 (0.52-0.74) -> 0.60 (0.51-0.70);
+prediction interval no longer crosses 1"). The summary table (Markdown, HTML, CSV) is re-made from
+the latest version of every analysis.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from dataclasses import dataclass, fields
+
+HISTORY_COLUMNS = ("version_date", "analysis", "input_hash", "measure", "k", "estimate", "ci_lower",
+                   "ci_upper", "pi_lower", "pi_upper", "tau2", "i2", "studies")
+SUMMARY_COLUMNS = ("Outcome", "Population", "Comparison", "Studies (k)", "Participants / events",
+                   "Pooled estimate (95% CI)", "Prediction interval", "I\u00b2", "tau\u00b2", "Model",
+                   "Last updated", "Change since previous version")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One published version of one analysis (a row of history.csv), on the natural scale."""
+
+    version_date: str
+    analysis: str
+    input_hash: str
+    measure: str
+    k: int
+    estimate: float
+    ci_lower: float
+    ci_upper: float
+    pi_lower: float
+    pi_upper: float
+    tau2: float
+    i2: float
+    studies: tuple[str, ...]
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.measure in ("RR", "OR", "HR")
+
+    @property
+    def null(self) -> float:
+        return 1.0 if self.is_ratio else 0.0
+
+    def same_result(self, other: "Version") -> bool:
+        """Same inputs and the same numbers (as history.csv stores them; NaN equals NaN)."""
+        def same(a, b):
+            return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+        return all(same(getattr(self, f.name), getattr(other, f.name))
+                   for f in fields(self) if f.name != "version_date")
+
+
+def stored(x: float) -> float:
+    """A number as history.csv keeps it (10 decimals), so a re-read version compares equal."""
+    return math.nan if x != x else round(float(x), 10)
+
+
+def read_history(text: str) -> list[Version]:
+    """Versions from the text of history.csv (empty text: no versions)."""
+    if not text.strip():
+        return []
+    versions = []
+    for row in csv.DictReader(io.StringIO(text)):
+        versions.append(Version(
+            row["version_date"], row["analysis"], row["input_hash"], row["measure"], int(row["k"]),
+            *(float(row[c]) if row[c] else math.nan for c in
+              ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "tau2", "i2")),
+            tuple(s for s in row["studies"].split("; ") if s)))
+    return versions
+
+
+def history_text(versions: list[Version]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    for v in versions:
+        writer.writerow([v.version_date, v.analysis, v.input_hash, v.measure, v.k,
+                         *(_num(getattr(v, c)) for c in ("estimate", "ci_lower", "ci_upper", "pi_lower",
+                                                         "pi_upper", "tau2", "i2")),
+                         "; ".join(v.studies)])
+    return out.getvalue()
+
+
+def _num(x: float) -> str:
+    return "" if x != x else repr(round(float(x), 10))
+
+
+def latest(versions: list[Version]) -> dict[str, Version]:
+    """The newest version of each analysis."""
+    out: dict[str, Version] = {}
+    for v in versions:
+        out[v.analysis] = v
+    return out
+
+
+def previous(versions: list[Version], analysis: str) -> Version | None:
+    """The version of ``analysis`` before its newest one, if any."""
+    mine = [v for v in versions if v.analysis == analysis]
+    return mine[-2] if len(mine) > 1 else None
+
+
+def update_history(versions: list[Version], current: list[Version]) -> tuple[list[Version], list[Version]]:
+    """Append the current versions whose inputs or results differ from the last published ones.
+
+    Returns the new history and the versions appended.
+    """
+    last = latest(versions)
+    added = [v for v in current if v.analysis not in last or not v.same_result(last[v.analysis])]
+    return versions + added, added
+
+
+def interval(v: Version, lo: float, hi: float) -> str:
+    """'0.52-0.74' for ratios; '-0.35 to 0.21' where a limit is negative."""
+    joiner = " to " if lo < 0 or hi < 0 else "-"
+    return f"{lo:.2f}{joiner}{hi:.2f}"
+
+
+def headline(v: Version) -> str:
+    """'HR 0.62 (0.52-0.74)'."""
+    return f"{v.measure} {v.estimate:.2f} ({interval(v, v.ci_lower, v.ci_upper)})"
+
+
+def crosses_null(v: Version, lo: float, hi: float) -> bool:
+    return lo <= v.null <= hi
+
+
+def describe_change(old: Version | None, new: Version, title: str) -> str:
+    """One line of CHANGES.md for an analysis whose published version changed."""
+    if old is None:
+        return f"{title}: first published with k = {new.k}; {headline(new)}"
+    parts = []
+    added = [s for s in new.studies if s not in old.studies]
+    removed = [s for s in old.studies if s not in new.studies]
+    if added:
+        parts.append(f"+{len(added)} {'study' if len(added) == 1 else 'studies'} ({', '.join(added)})")
+    if removed:
+        parts.append(f"-{len(removed)} {'study' if len(removed) == 1 else 'studies'} ({', '.join(removed)})")
+    if not added and not removed and old.input_hash != new.input_hash:
+        parts.append("study data corrected")
+    if headline(old) != headline(new):
+        parts.append(f"{headline(old)} -> {headline(new)}")
+    else:
+        parts.append(f"{headline(new)} (unchanged to two decimals)")
+    for name, old_cross, new_cross in (
+            ("confidence interval", crosses_null(old, old.ci_lower, old.ci_upper), crosses_null(new, new.ci_lower, new.ci_upper)),
+            ("prediction interval", crosses_null(old, old.pi_lower, old.pi_upper), crosses_null(new, new.pi_lower, new.pi_upper))):
+        if old_cross and not new_cross:
+            parts.append(f"{name} no longer crosses {new.null:g}")
+        elif new_cross and not old_cross:
+            parts.append(f"{name} now crosses {new.null:g}")
+    return f"{title}: " + "; ".join(parts)
+
+
+def changes_text(existing: str, date: str, lines: list[str]) -> str:
+    """CHANGES.md with a new section for ``date`` on top (merged if that date already has one)."""
+    header = "# Changes to the pooled results\n\nNewest first. Written by `meta run`; one section per published version.\n"
+    body = existing[len(header):] if existing.startswith(header) else ""
+    section_head = f"\n## {date}\n\n"
+    new_lines = "".join(f"- {line}\n" for line in lines)
+    if body.startswith(section_head):
+        return header + section_head + new_lines + body[len(section_head):]
+    return header + section_head + new_lines + body
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One row of the living summary table (text cells, as shown)."""
+
+    analysis: str
+    outcome: str
+    population: str
+    comparison: str
+    k: str
+    participants: str
+    estimate: str
+    prediction: str
+    i2: str
+    tau2: str
+    model: str
+    updated: str
+    change: str
+
+    def cells(self) -> list[str]:
+        return [self.outcome, self.population, self.comparison, self.k, self.participants, self.estimate,
+                self.prediction, self.i2, self.tau2, self.model, self.updated, self.change]
+
+
+def summary_markdown(rows: list[SummaryRow], date: str) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["# Living summary of the exercise and cancer evidence", "",
+             f"Version of {date}. Pooled with random-effects models; ratios below 1 and negative "
+             "standardised mean differences favour more activity or exercise where the outcome is harmful.", "",
+             "| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
+    lines += ["| " + " | ".join(cell(c) for c in r.cells()) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def summary_csv(rows: list[SummaryRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("analysis",) + SUMMARY_COLUMNS)
+    for r in rows:
+        writer.writerow([safe_csv_cell(c) for c in [r.analysis, *r.cells()]])
+    return out.getvalue()
+
+
+def safe_csv_cell(text: str) -> str:
+    """Neutralise spreadsheet formulas: a cell starting with = + - @ gets a leading apostrophe.
+
+    Numbers (e.g. '-0.25') are left alone; only text that a spreadsheet would run is changed.
+    """
+    text = str(text)
+    if text.startswith(FORMULA_START):
+        try:
+            float(text)
+            return text
+        except ValueError:
+            return "'" + text
+    return text
+
+
+def summary_html_table(rows: list[SummaryRow], link=lambda r: None) -> str:
+    """The summary as an HTML table; every cell escaped."""
+    head = "".join(f"<th scope=\"col\">{html.escape(c)}</th>" for c in SUMMARY_COLUMNS)
+    body = []
+    for r in rows:
+        cells = [html.escape(c) for c in r.cells()]
+        target = link(r)
+        if target:
+            cells[0] = f"<a href=\"{html.escape(target)}\">{cells[0]}</a>"
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<table class=\"summary\">\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n"

@@ -1,0 +1,358 @@
+"""``meta run``: every analysis spec -> pooled results, plots, living summary, history and site.
+
+Incremental: an analysis whose inputs (spec, selected sheet rows, their publications, toolkit
+version) hash to the value stored in its ``analysis.json`` is not re-fitted or re-drawn. All
+analyses that did change are pooled together in one batch call of the engine (overall, subgroups
+and every cumulative step). Every file is written atomically and only when its content changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import __version__
+from .effects import EffectSizes, compute_effects
+from .errors import SheetError
+from .evidence import validate_project
+from .living import (
+    SummaryRow, Version, changes_text, describe_change, history_text, latest, previous, read_history,
+    stored, summary_csv, summary_markdown, update_history,
+)
+from .options import PoolOptions
+from .pooling import pool_batch
+from .results import PoolResult, result_from_fit
+from .sheets import check_effect_table, load_sheet
+from .specs import Spec, load_specs
+from .storage import write_if_changed
+
+OUTPUT = Path("analyses") / "output"
+
+
+@dataclass
+class AnalysisRun:
+    """One spec's rows, effect sizes and (once fitted) results."""
+
+    spec: Spec
+    rows: pd.DataFrame
+    effects: EffectSizes
+    input_hash: str
+    cached: dict | None = None
+    result: PoolResult | None = None
+    subgroups: list = field(default_factory=list)
+    subgroup_test: object = None
+    cumulative: list = field(default_factory=list)
+    subgroup_of: list = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.cached is None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did: the analyses re-computed, the files written, the versions published."""
+
+    analyses: int
+    recomputed: tuple[str, ...]
+    written: tuple[str, ...]
+    published: tuple[str, ...]
+
+
+def run(root: Path, date: str, progress: Callable[[str, str], None] = lambda name, status: None,
+        force: bool = False) -> RunReport:
+    """Run every spec under ``root`` and publish the outputs; raises SheetError on invalid sheets."""
+    root = Path(root)
+    report = validate_project(root)
+    if report.problems:
+        raise SheetError(report.problems)
+    studies = _studies(root)
+    runs = [_prepare(root, spec, studies, force) for spec in load_specs(root)]
+    changed = [r for r in runs if r.changed]
+    _fit(changed)
+    written: list[str] = []
+
+    def write(path: Path, content) -> None:
+        if write_if_changed(root / path, content):
+            written.append(str(path))
+
+    for r in runs:
+        progress(r.spec.name, "re-computed" if r.changed else "unchanged")
+        if r.changed:
+            _publish_analysis(r, studies, write)
+    records = [r.cached if not r.changed else _record(r, studies) for r in runs]
+    _remove_stale_outputs(root, {r.spec.name for r in runs}, written)
+    published = _publish_living(root, records, date, write)
+    from .site import build_site  # the site needs jinja2; imported only when publishing
+
+    build_site(root, records, write)
+    return RunReport(len(runs), tuple(r.spec.name for r in changed), tuple(written), tuple(published))
+
+
+# --- preparing and fitting -----------------------------------------------------------------------
+
+
+def _studies(root: Path) -> dict[str, dict]:
+    frame, problems = load_sheet(root / "extraction" / "studies.csv")
+    if problems:
+        raise SheetError(problems)
+    return {row["study_id"]: {k: ("" if pd.isna(v) else str(v)) for k, v in row.items()}
+            for _, row in frame.iterrows()}
+
+
+def _prepare(root: Path, spec: Spec, studies: dict, force: bool) -> AnalysisRun:
+    frame, problems = load_sheet(spec.sheet)
+    if problems:
+        raise SheetError(problems)
+    chosen = spec.select(frame)
+    typed, problems = check_effect_table(chosen, str(spec.sheet.relative_to(root.resolve())),
+                                         spec.effect_options.measure)
+    if problems:
+        raise SheetError(problems)
+    effects = compute_effects(typed, spec.effect_options)
+    digest = hashlib.sha256()
+    digest.update(f"meta {__version__}\n".encode())
+    digest.update(spec.path.read_bytes())
+    digest.update(chosen.to_csv(lineterminator="\n").encode())
+    for study_id in sorted(set(chosen.get("study_id", pd.Series(dtype=str)).dropna())):
+        digest.update(json.dumps(studies.get(study_id, {}), sort_keys=True).encode())
+    input_hash = digest.hexdigest()
+    cached = None
+    if not force:
+        cached = _cached(root, spec.name, input_hash)
+    return AnalysisRun(spec, typed, effects, input_hash, cached)
+
+
+def _cached(root: Path, name: str, input_hash: str) -> dict | None:
+    folder = root / OUTPUT / name
+    try:
+        record = json.loads((folder / "analysis.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    files = ("forest.png", "forest.svg", "cumulative.png", "cumulative.svg")
+    if record.get("input_hash") != input_hash or not all((folder / f).exists() for f in files):
+        return None
+    return record
+
+
+def _subset(effects: EffectSizes, keep: list[int]) -> EffectSizes:
+    return EffectSizes(effects.measure, tuple(effects.labels[i] for i in keep), tuple(effects.years[i] for i in keep),
+                       effects.yi[keep], effects.vi[keep], tuple(effects.rows[i] for i in keep),
+                       tuple(s for s in effects.corrected if s in {effects.labels[i] for i in keep}),
+                       (), ())
+
+
+def _fit(runs: list[AnalysisRun]) -> None:
+    """Pool every analysis, subgroup and cumulative step of ``runs`` in one batch per option set."""
+    jobs: list[tuple[PoolOptions, EffectSizes, Callable[[PoolResult], None]]] = []
+    for r in runs:
+        e = r.effects
+        jobs.append((r.spec.pool_options, e, lambda res, r=r: setattr(r, "result", res)))
+        order = sorted(range(e.k), key=lambda i: (_year(e.years[i]), e.labels[i]))
+        r.cumulative = [None] * e.k
+        for step in range(e.k):
+            label = e.labels[order[step]]
+            jobs.append((r.spec.pool_options, _subset(e, sorted(order[: step + 1])),
+                         lambda res, r=r, step=step, label=label: r.cumulative.__setitem__(step, (label, res))))
+        if r.spec.subgroup:
+            levels = r.rows[r.spec.subgroup].fillna("not reported").astype(str).tolist()
+            by_row = dict(zip(r.rows.index, levels))
+            of = [by_row[row] for row in e.rows]
+            r.subgroup_of = of
+            for level in sorted(set(of)):
+                keep = [i for i, g in enumerate(of) if g == level]
+                jobs.append((r.spec.pool_options, _subset(e, keep),
+                             lambda res, r=r, level=level: r.subgroups.append((level, res))))
+    by_options: dict[PoolOptions, list] = {}
+    for job in jobs:
+        by_options.setdefault(job[0], []).append(job)
+    for options, group in by_options.items():
+        yi = np.concatenate([e.yi for _, e, _ in group])
+        vi = np.concatenate([e.vi for _, e, _ in group])
+        sizes = np.array([e.k for _, e, _ in group])
+        fit = pool_batch(yi, vi, sizes, options)
+        for row, (_, e, assign) in enumerate(group):
+            assign(result_from_fit(fit, row, e, options))
+    for r in runs:
+        r.subgroups.sort(key=lambda item: item[0])
+        r.subgroup_test = _subgroup_test([res for _, res in r.subgroups]) if len(r.subgroups) > 1 else None
+
+
+def _year(value) -> float:
+    try:
+        return float(value) if value == value and value is not None else float("inf")
+    except (TypeError, ValueError):
+        return float("inf")
+
+
+def _subgroup_test(results: list[PoolResult]):
+    """Test for subgroup differences (Borenstein et al. 2009, ch. 19; RevMan): Q between the
+    subgroup estimates with inverse-variance weights of their standard errors, on G - 1 df."""
+    from .plots import SubgroupTest
+
+    est = np.array([r.estimate for r in results])
+    w = 1.0 / np.array([r.se for r in results]) ** 2
+    mean = (w * est).sum() / w.sum()
+    q = float((w * (est - mean) ** 2).sum())
+    df = len(results) - 1
+    return SubgroupTest(q, df, float(stats.chi2.sf(q, df)))
+
+
+# --- publishing ----------------------------------------------------------------------------------
+
+
+def _publish_analysis(r: AnalysisRun, studies: dict, write) -> None:
+    from .plots import ForestData, Subgroup, cumulative_plot, forest_plot, save_figure
+
+    folder = OUTPUT / r.spec.name
+    data = ForestData(title=r.spec.title, result=r.result, favours=r.spec.favours,
+                      subgroups=tuple(Subgroup(level, res) for level, res in r.subgroups),
+                      subgroup_of=tuple(r.subgroup_of), subgroup_test=r.subgroup_test)
+    save_figure(forest_plot(data), folder / "forest", write)
+    steps = [(f"{label} ({_year_text(r.effects.years[r.effects.labels.index(label)])})", res)
+             for label, res in r.cumulative]
+    save_figure(cumulative_plot(f"{r.spec.title}: cumulative by publication year", steps), folder / "cumulative", write)
+    write(folder / "analysis.json", json.dumps(_record(r, studies), indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _year_text(value) -> str:
+    y = _year(value)
+    return "year n/a" if y == float("inf") else f"{int(y)}"
+
+
+def _record(r: AnalysisRun, studies: dict) -> dict:
+    """Everything the summary table and the site need about one analysis (kept in analysis.json)."""
+    res = r.result
+    weights = dict(zip(res.studies, res.weights))
+    rows = r.rows.loc[list(r.effects.rows)]
+    study_list = []
+    z = stats.norm.isf((1 - res.provenance.level / 100) / 2)
+    for (number, row), label, yi, vi in zip(rows.iterrows(), r.effects.labels, r.effects.yi, r.effects.vi):
+        publication = studies.get(row.get("study_id"), {})
+        study_list.append({
+            "study": label, "year": _year_text(row.get("year")), "row": int(number),
+            "cohort": _text(row.get("cohort")), "estimate": res.back(float(yi)),
+            "ci_lower": res.back(float(yi - z * vi**0.5)), "ci_upper": res.back(float(yi + z * vi**0.5)),
+            "weight": round(weights[label], 6), "study_id": _text(row.get("study_id")),
+            "doi": publication.get("doi", ""), "pmid": publication.get("pmid", ""),
+            "source_url": _text(row.get("source_url")), "source_location": _text(row.get("source_location")),
+        })
+    participants, events = _totals(rows)
+    spec = r.spec
+    return {
+        "analysis": spec.name, "input_hash": r.input_hash, "title": spec.title, "outcome": spec.outcome,
+        "population": spec.population, "comparison": spec.comparison, "rationale": spec.rationale,
+        "sheet": str(spec.sheet.name), "measure": res.measure, "method": res.method, "ci_method": res.ci_method,
+        "result": _rounded(res.to_dict()), "studies": study_list, "participants": participants, "events": events,
+        "subgroup": spec.subgroup or "",
+        "subgroups": [{"level": level, "k": s.k, "estimate": s.back(s.estimate), "ci_lower": s.back(s.ci_lower),
+                       "ci_upper": s.back(s.ci_upper), "i2": s.i2} for level, s in r.subgroups],
+        "subgroup_test": None if r.subgroup_test is None else
+        {"q": r.subgroup_test.q, "df": r.subgroup_test.df, "p": r.subgroup_test.p},
+    }
+
+
+def _rounded(data):
+    """Floats rounded to 12 significant digits so the JSON is identical across machines."""
+    if isinstance(data, float):
+        return float(f"{data:.12g}")
+    if isinstance(data, dict):
+        return {k: _rounded(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_rounded(v) for v in data]
+    return data
+
+
+def _text(value) -> str:
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
+def _totals(rows: pd.DataFrame) -> tuple[int | None, int | None]:
+    def total(single: str, pair: tuple[str, str]):
+        values = []
+        for _, row in rows.iterrows():
+            if single in row.index and pd.notna(row[single]):
+                values.append(float(row[single]))
+            elif all(c in row.index and pd.notna(row[c]) for c in pair):
+                values.append(float(row[pair[0]]) + float(row[pair[1]]))
+        return (int(sum(values)), len(values)) if values else (None, 0)
+
+    return total("n_total", ("n_treat", "n_ctrl")), total("events_total", ("events_treat", "events_ctrl"))
+
+
+def _remove_stale_outputs(root: Path, names: set[str], written: list[str]) -> None:
+    folder = root / OUTPUT
+    if not folder.exists():
+        return
+    for child in sorted(folder.iterdir()):
+        if child.is_dir() and child.name not in names:
+            shutil.rmtree(child)
+            written.append(f"removed {child.relative_to(root)}")
+
+
+def version_of(record: dict, date: str) -> Version:
+    res = record["result"]
+    exp = record["measure"] in ("RR", "OR", "HR")
+
+    def value(name):
+        v = res.get(f"{name}_exp" if exp else name)
+        return stored(float("nan") if v is None else v)
+
+    return Version(date, record["analysis"], record["input_hash"], record["measure"], int(res["k"]),
+                   value("estimate"), value("ci_lower"), value("ci_upper"), value("pi_lower"), value("pi_upper"),
+                   stored(res["tau2"]), stored(res["i2"]), tuple(s["study"] for s in record["studies"]))
+
+
+def _publish_living(root: Path, records: list[dict], date: str, write) -> list[str]:
+    history_path = root / "analyses" / "history.csv"
+    versions = read_history(history_path.read_text() if history_path.exists() else "")
+    current = [version_of(rec, date) for rec in records]
+    old_latest = latest(versions)
+    versions, added = update_history(versions, current)
+    titles = {rec["analysis"]: rec["title"] for rec in records}
+    if added:
+        write(Path("analyses") / "history.csv", history_text(versions))
+        changes_path = root / "analyses" / "CHANGES.md"
+        existing = changes_path.read_text() if changes_path.exists() else ""
+        lines = [describe_change(old_latest.get(v.analysis), v, titles[v.analysis]) for v in added]
+        write(Path("analyses") / "CHANGES.md", changes_text(existing, date, lines))
+    rows = [summary_row(rec, versions) for rec in records]
+    newest = max((v.version_date for v in versions), default=date)
+    write(OUTPUT / "summary.md", summary_markdown(rows, newest))
+    write(OUTPUT / "summary.csv", summary_csv(rows))
+    from .living import summary_html_table
+
+    write(OUTPUT / "summary.html", "<!doctype html>\n<meta charset=\"utf-8\">\n<title>Living summary</title>\n"
+          + summary_html_table(rows))
+    return [v.analysis for v in added]
+
+
+def summary_row(record: dict, versions: list[Version]) -> SummaryRow:
+    res = record["result"]
+    v = latest(versions)[record["analysis"]]
+    before = previous(versions, record["analysis"])
+    change = describe_change(before, v, "").removeprefix(": ") if before else "first version"
+    part, events = record["participants"], record["events"]
+    k = int(res["k"])
+    counts = []
+    if part[0] is not None:
+        counts.append(f"{part[0]:,} participants" + ("" if part[1] == k else f" ({part[1]} of {k} studies)"))
+    if events[0] is not None:
+        counts.append(f"{events[0]:,} events" + ("" if events[1] == k else f" ({events[1]} of {k} studies)"))
+    model = ("fixed effect" if res["method"] == "FE" else f"random effects, {res['method']}"
+             + (", Knapp-Hartung" if res["ci_method"] == "knha" else ""))
+    prediction = (f"{v.pi_lower:.2f} to {v.pi_upper:.2f}" if k > 1 and res["method"] != "FE" else "n/a")
+    return SummaryRow(
+        analysis=record["analysis"], outcome=record["title"], population=record["population"],
+        comparison=record["comparison"], k=str(k), participants="; ".join(counts) or "not reported",
+        estimate=f"{record['measure']} {v.estimate:.2f} ({v.ci_lower:.2f} to {v.ci_upper:.2f})",
+        prediction=prediction, i2=f"{res['i2']:.0f}%", tau2=f"{res['tau2']:.4f}", model=model,
+        updated=v.version_date, change=change)

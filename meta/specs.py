@@ -1,0 +1,102 @@
+"""Analysis specs: ``analyses/<name>.toml`` says what to pool and how.
+
+A spec names one sheet (a path inside the project), filters on its columns, the measure, the
+tau^2 estimator and interval method, an optional subgroup column, and the words the summary table
+shows. Unknown keys, values outside the vocabularies and paths that leave the project are refused
+with a message naming the spec and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import OptionError, SpecError
+from .options import EffectOptions, PoolOptions
+
+SPEC_KEYS = {"title", "outcome", "population", "comparison", "sheet", "measure", "method", "ci",
+             "md_variance", "zero_cells", "level", "subgroup", "rationale", "filter", "favours"}
+REQUIRED_KEYS = ("title", "outcome", "population", "comparison", "sheet", "measure", "rationale")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One analysis: which rows of which sheet, pooled how, and described how."""
+
+    name: str
+    path: Path
+    title: str
+    outcome: str
+    population: str
+    comparison: str
+    sheet: Path
+    rationale: str
+    effect_options: EffectOptions
+    pool_options: PoolOptions
+    filters: dict = field(default_factory=dict)
+    subgroup: str | None = None
+    favours: tuple[str, str] = ("treatment", "control")
+
+    def select(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of the sheet the filters keep (index = sheet row numbers)."""
+        keep = pd.Series(True, index=frame.index)
+        for column, wanted in self.filters.items():
+            values = wanted if isinstance(wanted, list) else [wanted]
+            keep &= frame[column].isin([str(v) for v in values])
+        return frame[keep]
+
+
+def load_spec(path: Path, root: Path) -> Spec:
+    """Read and check one spec; raise SpecError naming the file and the key on any problem."""
+    where = _relative(path, root)
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise SpecError(f"{where}: not valid TOML ({err})") from None
+    unknown = sorted(set(data) - SPEC_KEYS)
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(SPEC_KEYS))}")
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise SpecError(f"{where}: missing key(s) {', '.join(missing)}")
+    sheet = inside_project(data["sheet"], root, where)
+    filters = data.get("filter", {})
+    if not isinstance(filters, dict):
+        raise SpecError(f"{where}: [filter] must be a table of column = value(s)")
+    try:
+        effect_options = EffectOptions(data["measure"], md_variance=data.get("md_variance", "unequal"),
+                                       zero_cells=data.get("zero_cells", "keep"))
+        pool_options = PoolOptions(method=data.get("method", "REML"), ci=data.get("ci", "knha"),
+                                   level=float(data.get("level", 95)))
+    except OptionError as err:
+        raise SpecError(f"{where}: {err}") from None
+    favours = data.get("favours", ["treatment", "control"])
+    if not (isinstance(favours, list) and len(favours) == 2 and all(isinstance(f, str) for f in favours)):
+        raise SpecError(f"{where}: favours must be two labels, left and right of the null line")
+    return Spec(name=Path(path).stem, favours=tuple(favours), path=Path(path), title=data["title"], outcome=data["outcome"],
+                population=data["population"], comparison=data["comparison"], sheet=sheet,
+                rationale=data["rationale"], effect_options=effect_options, pool_options=pool_options,
+                filters=filters, subgroup=data.get("subgroup"))
+
+
+def inside_project(relative: str, root: Path, where: str) -> Path:
+    """``root / relative`` if it stays inside the project; refuse absolute paths and '..' escapes."""
+    candidate = (root / relative).resolve()
+    if Path(relative).is_absolute() or not candidate.is_relative_to(root.resolve()):
+        raise SpecError(f"{where}: sheet '{relative}' is outside the project; name a sheet under extraction/")
+    return candidate
+
+
+def load_specs(root: Path) -> list[Spec]:
+    """Every spec in ``root/analyses`` in name order."""
+    return [load_spec(path, root) for path in sorted((root / "analyses").glob("*.toml"))]
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
