@@ -4,7 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test test-all bench site-check reference clean
+.PHONY: run test bench site-check browser reference clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,14 @@ run: $(STAMP)          ## install, validate the sheets, run every analysis, publ
 	$(BIN)/meta validate
 	$(BIN)/meta run
 
-test: $(STAMP)         ## install and run the test suite
+test: $(STAMP) browser ## install (with Chromium for the site test) and run the test suite
 	$(BIN)/python -m pytest
+
+browser:               ## Debian's Chromium, for the browser test and site-check
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+site-check: run browser ## render the site headless and save site-check.png for a person to look at
+	$(BIN)/python -m meta.browser site/index.html site-check.png
 
 reference:             ## regenerate metafor reference values (needs Rscript with metafor)
 	Rscript reference/make_reference.R

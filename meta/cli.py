@@ -124,5 +124,57 @@ def run_command(root, version_date, force):
         click.echo(f"  new version: {name}")
 
 
+@main.command()
+@click.argument("sheet", type=click.Path(path_type=Path))
+@click.option("--from-csv", "row_csv", type=click.Path(path_type=Path), help="A CSV file with a header and one row.")
+@click.option("--set", "pairs", multiple=True, metavar="COLUMN=VALUE", help="A cell of the new row (repeatable).")
+@click.option("--root", default=".", type=click.Path(file_okay=False, path_type=Path), help="Project folder.")
+@click.option("--run", "rerun", is_flag=True, help="Re-run the analyses afterwards (only those whose inputs changed).")
+@click.option("--date", "version_date", default=None, help="Version date for --run (YYYY-MM-DD; default today).")
+def add(sheet, row_csv, pairs, root, rerun, version_date):
+    """Add one study result to SHEET, checked with the same checks as `meta validate`.
+
+    Example: meta add extraction/survival/survival.csv --from-csv new_row.csv --run
+    """
+    from .add import add_row, read_row_csv
+
+    try:
+        values = read_row_csv(row_csv) if row_csv else {}
+        for pair in pairs:
+            if "=" not in pair:
+                raise MetaError(f"--set takes COLUMN=VALUE; got {pair!r}")
+            column, value = pair.split("=", 1)
+            values[column.strip()] = value
+        if not values:
+            raise MetaError("give the new row with --from-csv FILE or --set COLUMN=VALUE")
+        number = add_row(root, sheet, values)
+    except MetaError as error:
+        fail(error)
+    click.echo(f"Added row {number} to {sheet}")
+    if rerun:
+        ctx = click.get_current_context()
+        ctx.invoke(run_command, root=root, version_date=version_date, force=False)
+
+
+@main.command()
+@click.argument("revision", required=False)
+@click.option("--root", default=".", type=click.Path(file_okay=False, path_type=Path), help="Project folder.")
+def diff(revision, root):
+    """What changed in the pooled results since git REVISION (or each analysis's previous version).
+
+    Example: meta diff HEAD~1
+    """
+    from .diff import diff_lines
+
+    try:
+        lines = diff_lines(root, revision)
+    except MetaError as error:
+        fail(error)
+    if not lines:
+        click.echo("No change in the pooled results" + (f" since {revision}" if revision else ""))
+    for line in lines:
+        click.echo(line)
+
+
 if __name__ == "__main__":
     main()

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
+from .distributions import norm_isf
 from .errors import MetaError
 from .options import EffectOptions
 
@@ -136,7 +137,7 @@ def _precomputed(row) -> tuple[float, float]:
 def _ratio(row) -> tuple[float, float, str]:
     level = float(row["ci_level"]) if "ci_level" in row.index and pd.notna(row["ci_level"]) else 95.0
     est, lo, hi = float(row["estimate"]), float(row["ci_lower"]), float(row["ci_upper"])
-    z = stats.norm.isf((1 - level / 100) / 2)
+    z = norm_isf((1 - level / 100) / 2)
     sei = (np.log(hi) - np.log(lo)) / (2 * z)
     return float(np.log(est)), float(sei**2), ci_asymmetry_note(est, lo, hi)
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .effects import GROUPS, ci_asymmetry_note, row_groups
 from .errors import Problem, SpecError
-from .sheets import check_effect_table, load_sheet
+from .sheets import check_effect_table, load_sheet, parse_sheet, read_text
 from .specs import Spec, load_specs
 
 STUDY_COLUMNS = ("study_id", "first_author", "year", "title", "journal", "doi", "pmid", "design",
@@ -49,9 +49,14 @@ def load_dictionary(root: Path) -> pd.DataFrame:
     return pd.read_csv(root / "extraction" / "dictionary.csv", dtype=str, keep_default_na=False).set_index("column")
 
 
-def validate_project(root: Path) -> Report:
-    """Check the dictionary, studies.csv, every result sheet and every spec under ``root``."""
+def validate_project(root: Path, overrides: dict[Path, str] | None = None) -> Report:
+    """Check the dictionary, studies.csv, every result sheet and every spec under ``root``.
+
+    ``overrides`` maps sheet paths to candidate texts checked instead of the files (``meta add``
+    checks a sheet with its new row before writing it).
+    """
     root = Path(root)
+    overrides = {Path(p).resolve(): text for p, text in (overrides or {}).items()}
     dictionary = load_dictionary(root)
     problems, warnings = [], []
     study_ids, study_problems = _check_studies(root)
@@ -60,7 +65,11 @@ def validate_project(root: Path) -> Report:
     sheets = {}
     for path in sheet_paths(root):
         name = _rel(path, root)
-        frame, load_problems = load_sheet(path)
+        text, load_problems = ((overrides[path.resolve()], []) if path.resolve() in overrides
+                               else read_text(path))
+        frame = None
+        if text is not None:
+            frame, load_problems = parse_sheet(text, name)
         problems += load_problems
         if frame is None:
             continue

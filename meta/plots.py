@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import matplotlib
 
@@ -26,15 +25,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
-from scipy import stats  # noqa: E402
 
+from .distributions import norm_isf  # noqa: E402
 from .results import PoolResult  # noqa: E402
 
 STYLE = {
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "svg.hashsalt": "meta-living",
-    "svg.fonttype": "path",
+    "svg.fonttype": "none",
     "path.simplify": False,
 }
 PNG_METADATA = {"Software": None}
@@ -90,7 +89,7 @@ def _p(p: float) -> str:
 def forest_plot(data: ForestData) -> plt.Figure:
     """The forest plot of one analysis (with subgroups where the spec has them)."""
     r = data.result
-    z = stats.norm.isf((1 - r.provenance.level / 100) / 2)
+    z = norm_isf((1 - r.provenance.level / 100) / 2)
     rows = _layout(data)
     height = 1.6 + 0.24 * len(rows)
     with plt.rc_context(STYLE):
@@ -112,7 +111,7 @@ def forest_plot(data: ForestData) -> plt.Figure:
                 xs += [r.back(lo), r.back(hi)]
                 _texts(ax, ymax_text, y, label, f"{w:.1f}%", fmt_ci(r, yi, lo, hi))
             elif kind == "header":
-                ax.text(-0.95, y, payload, transform=ymax_text, ha="left", va="center", fontweight="bold")
+                ax.text(-0.9, y, payload, transform=ymax_text, ha="left", va="center", fontweight="bold")
             elif kind in ("pooled", "subtotal"):
                 res, label = payload
                 _diamond(ax, res, y, "#b22222" if kind == "pooled" else "#555555")
@@ -129,12 +128,12 @@ def forest_plot(data: ForestData) -> plt.Figure:
                     _texts(ax, ymax_text, y, "Prediction interval", "",
                            f"[{res.back(res.pi_lower):.2f}, {res.back(res.pi_upper):.2f}]")
             elif kind == "note":
-                ax.text(-0.95, y, payload, transform=ymax_text, ha="left", va="center", fontsize=8, style="italic")
+                ax.text(-0.9, y, payload, transform=ymax_text, ha="left", va="center", fontsize=8, style="italic")
         _axes(ax, r, xs, data.favours)
-        ax.set_title(data.title, loc="left", x=-0.95, fontsize=11, fontweight="bold", pad=14)
-        ax.text(-0.95, -1.0, "Study", transform=ymax_text, ha="left", va="center", fontweight="bold")
+        ax.set_title(data.title, loc="left", x=-0.9, fontsize=11, fontweight="bold", pad=14)
+        ax.text(-0.9, -1.0, "Study", transform=ymax_text, ha="left", va="center", fontweight="bold")
         ax.text(1.12, -1.0, "Weight", transform=ymax_text, ha="right", va="center", fontweight="bold")
-        ax.text(1.75, -1.0, f"{_measure_name(r)} [{r.provenance.level:g}% CI]", transform=ymax_text,
+        ax.text(1.75, -1.0, f"{_short_name(r)} [{r.provenance.level:g}% CI]", transform=ymax_text,
                 ha="right", va="center", fontweight="bold")
     return fig
 
@@ -171,7 +170,7 @@ def _subgroup_weight(sub: PoolResult, overall: PoolResult) -> float:
 
 def _texts(ax, transform, y, label, weight, ci, bold=False):
     weight_font = "bold" if bold else "normal"
-    ax.text(-0.95, y, _clip(label), transform=transform, ha="left", va="center", fontweight=weight_font)
+    ax.text(-0.9, y, _clip(label), transform=transform, ha="left", va="center", fontweight=weight_font)
     ax.text(1.12, y, weight, transform=transform, ha="right", va="center", fontweight=weight_font)
     ax.text(1.75, y, ci, transform=transform, ha="right", va="center", fontweight=weight_font)
 
@@ -215,6 +214,10 @@ def _measure_name(r: PoolResult) -> str:
             "MD": "Mean difference", "RD": "Risk difference", "GEN": "Effect"}[r.measure]
 
 
+def _short_name(r: PoolResult) -> str:
+    return "Effect" if r.measure == "GEN" else r.measure
+
+
 def _ci_name(r: PoolResult) -> str:
     return "Knapp-Hartung" if r.ci_method == "knha" else "z"
 
@@ -256,19 +259,24 @@ def cumulative_plot(title: str, steps: list[tuple[str, PoolResult]]) -> plt.Figu
     return fig
 
 
-def figure_bytes(fig: plt.Figure) -> dict[str, bytes]:
-    """PNG and SVG bytes of a figure, free of dates and versions."""
+def warm_up() -> None:
+    """Draw a tiny figure so that fonts and caches are loaded (once per process)."""
+    fig = plt.figure(figsize=(1, 1))
+    fig.text(0.5, 0.5, "\u2190 I\u00b2 0.5", fontweight="bold")
+    figure_bytes(fig)
+
+
+def figure_bytes(fig: plt.Figure, tight: bool = False) -> dict[str, bytes]:
+    """PNG and SVG bytes of a figure, free of dates and versions.
+
+    ``tight`` crops to the drawn content (measured once, for both formats).
+    """
     out = {}
     with plt.rc_context(STYLE):
+        box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1) if tight else None
         for fmt, metadata in (("png", PNG_METADATA), ("svg", SVG_METADATA)):
             buffer = io.BytesIO()
-            fig.savefig(buffer, format=fmt, metadata=metadata, dpi=DPI, bbox_inches="tight")
+            fig.savefig(buffer, format=fmt, metadata=metadata, dpi=DPI, bbox_inches=box)
             out[fmt] = buffer.getvalue()
     plt.close(fig)
     return out
-
-
-def save_figure(fig: plt.Figure, stem: Path, writer) -> None:
-    """Write ``stem.png`` and ``stem.svg`` through ``writer(path, bytes)`` (atomic, if unchanged skip)."""
-    for fmt, content in figure_bytes(fig).items():
-        writer(Path(f"{stem}.{fmt}"), content)

@@ -1,9 +1,11 @@
 """Fixed- and random-effects pooling of many analyses at once, as metafor's ``rma.uni``.
 
 The engine works on a *batch*: the effects of many analyses laid end to end, with the number of
-studies of each. Analyses with the same k are stacked into a dense (n, k) array, so every
-estimator is a handful of array operations whatever the number of analyses; a single analysis is a
-batch of one.
+studies of each. Analyses are stacked as the columns of dense (width, n) arrays, study i of
+analysis j at [i, j]; analyses of similar k share one array, the shorter ones padded with y = 0
+and v = inf, so that their weights 1 / (v + tau^2) are exactly 0 and every sum over studies is the
+sum over the real ones. Every estimator is then a handful of array operations, summed down the
+columns, whatever the number of analyses; a single analysis is a batch of one.
 
 Estimators of tau^2 (intercept-only model; Viechtbauer 2005, J Educ Behav Stat 30:261; metafor's
 ``rma.uni`` documentation for each):
@@ -29,12 +31,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from .distributions import chi2_isf, chi2_ppf, chi2_sf, norm_isf, norm_sf, t_isf, t_sf
 from .options import PoolOptions
 from .rootfind import R_UNIROOT_TOL, brent_roots
 
 _EPS = np.finfo(float).eps
+# Analyses of different k share one padded array while the padding adds at most this share of
+# work, or while the array is so small that another pass of the engine would cost more.
+_MAX_PADDING = 1.25
+_SMALL_ARRAY = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -65,77 +71,136 @@ class BatchFit:
     q_p: np.ndarray
     iterations: np.ndarray
     converged: np.ndarray
-    weights: list  # per analysis: percent weights of its studies (random-effects weights)
+    weights: list | None  # per analysis: percent weights of its studies (random-effects weights)
 
 
 FIELDS = [name for name in BatchFit.__dataclass_fields__ if name != "weights"]
 
 
-def pool_batch(yi: np.ndarray, vi: np.ndarray, sizes: np.ndarray, options: PoolOptions) -> BatchFit:
+def pool_batch(yi: np.ndarray, vi: np.ndarray, sizes: np.ndarray, options: PoolOptions,
+               weights: bool = True) -> BatchFit:
     """Pool every analysis of a batch.
 
     ``yi`` and ``vi`` hold the studies of all analyses end to end; ``sizes[j]`` is the number of
     studies of analysis j (>= 1). Every ``vi`` must be positive (the sheet checks see to that).
+    ``weights=False`` leaves out the per-study weights (``BatchFit.weights`` is then None).
     """
     yi = np.asarray(yi, dtype=float)
     vi = np.asarray(vi, dtype=float)
     sizes = np.asarray(sizes, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     n = sizes.size
     out = {name: np.full(n, np.nan) for name in FIELDS}
     out["k"] = sizes.copy()
     out["iterations"] = np.zeros(n, dtype=np.int64)
     out["converged"] = np.ones(n, dtype=bool)
-    weights: list = [None] * n
-    for k in np.unique(sizes):
-        rows = np.flatnonzero(sizes == k)
-        index = starts[rows][:, None] + np.arange(k)[None, :]
-        part = _fit_dense(yi[index], vi[index], options)
+    percent: list | None = [None] * n if weights else None
+    for rows, width in _buckets(sizes):
+        dense = _Dense.gather(yi, vi, starts[rows], sizes[rows], width)
+        part = _fit_dense(dense, options)
+        W = part.pop("W")
         for name, values in part.items():
-            if name == "weights":
-                for j, row in enumerate(rows):
-                    weights[row] = values[j]
-            else:
-                out[name][rows] = values
-    return BatchFit(weights=weights, **out)
+            out[name][rows] = values
+        if percent is not None:
+            share = 100.0 * W / W.sum(axis=0)
+            for j, row in enumerate(rows):
+                percent[row] = share[: sizes[row], j]
+    return BatchFit(weights=percent, **out)
 
 
-def _fit_dense(Y: np.ndarray, V: np.ndarray, opt: PoolOptions) -> dict:
-    """Fit every row of the dense (n, k) arrays ``Y``, ``V`` (all analyses with the same k)."""
-    n, k = Y.shape
-    tau2, iterations, converged = estimate_tau2(Y, V, opt)
-    W = 1.0 / (V + tau2[:, None])
-    sw = W.sum(axis=1)
-    beta = (W * Y).sum(axis=1) / sw
+def _buckets(sizes: np.ndarray):
+    """(rows, width) of the padded arrays: analyses of adjacent k, k = 1 always on its own."""
+    order = np.argsort(sizes, kind="stable")
+    ks, counts = np.unique(sizes, return_counts=True)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    first = real = 0
+    for i, (k, count) in enumerate(zip(ks, counts)):
+        if i > first:
+            rows = bounds[i + 1] - bounds[first]
+            padded = k * rows
+            if ks[first] > 1 and padded <= max(_SMALL_ARRAY, _MAX_PADDING * (real + k * count)):
+                real += k * count
+                continue
+            yield np.sort(order[bounds[first]:bounds[i]]), int(ks[i - 1])
+            first = i
+        real = k * count
+    yield np.sort(order[bounds[first]:]), int(ks[-1])
+
+
+@dataclass(frozen=True)
+class _Dense:
+    """Analyses as the columns of (width, n) arrays, padded with y = 0 and v = inf."""
+
+    Y: np.ndarray
+    V: np.ndarray
+    k: np.ndarray  # (n,) studies per column, as float
+    valid: np.ndarray | None  # (width, n) True at real studies; None when nothing is padded
+
+    @classmethod
+    def gather(cls, yi, vi, starts, sizes, width):
+        index = starts[None, :] + np.arange(width)[:, None]
+        if (sizes == width).all():
+            return cls(yi[index], vi[index], sizes.astype(float), None)
+        valid = np.arange(width)[:, None] < sizes[None, :]
+        index = np.where(valid, index, 0)
+        Y = np.where(valid, yi[index], 0.0)
+        V = np.where(valid, vi[index], np.inf)
+        return cls(Y, V, sizes.astype(float), valid)
+
+    @property
+    def single(self) -> bool:
+        return self.Y.shape[0] == 1
+
+    def zero_padded(self, X: np.ndarray) -> np.ndarray:
+        return X if self.valid is None else np.where(self.valid, X, 0.0)
+
+    def by_k(self, func) -> np.ndarray:
+        """``func(k)`` for each column, computed once per distinct k."""
+        ks, inverse = np.unique(self.k, return_inverse=True)
+        return np.asarray(func(ks), dtype=float)[inverse]
+
+
+def _fit_dense(d: _Dense, opt: PoolOptions) -> dict:
+    """Fit every column of a padded array."""
+    Y, V, k = d.Y, d.V, d.k
+    n = k.size
+    Ymc = d.zero_padded(Y - Y.sum(axis=0) / k)
+    fe = _FixedEffectSums.of(Ymc, V)
+    tau2, iterations, converged = estimate_tau2(d, Ymc, fe, opt)
+    W = 1.0 / (V + tau2)
+    sw = W.sum(axis=0)
+    beta = (W * Y).sum(axis=0) / sw
     vb = 1.0 / sw
     level = opt.level / 100.0
     alpha = 1.0 - level
-    use_t = opt.ci == "knha" and k > 1
+    use_t = opt.ci == "knha" and not d.single
     if use_t:
-        rss = (W * (Y - beta[:, None]) ** 2).sum(axis=1)
+        R = Y - beta
+        R *= R
+        R *= W
+        rss = R.sum(axis=0)
         s2w = np.where(rss <= _EPS, 0.0, rss / (k - 1))
         vb = vb * s2w
     se = np.sqrt(vb)
     with np.errstate(divide="ignore", invalid="ignore"):
         zval = beta / se
     if use_t:
-        crit = stats.t.isf(alpha / 2, k - 1)
-        pval = 2 * stats.t.sf(np.abs(zval), k - 1)
+        crit = d.by_k(lambda ks: t_isf(alpha / 2, ks - 1))
+        pval = 2 * t_sf(np.abs(zval), k - 1)
     else:
-        crit = stats.norm.isf(alpha / 2)
-        pval = 2 * stats.norm.sf(np.abs(zval))
+        crit = norm_isf(alpha / 2)
+        pval = 2 * norm_sf(np.abs(zval))
     pi_half = crit * np.sqrt(vb + tau2)
 
-    q, q_p, i2, h2, vt = heterogeneity(Y, V, tau2, opt)
-    tau2_se = _tau2_se(Y, V, tau2, opt)
-    if opt.method != "FE" and opt.qprofile and k > 1:
-        lb, ub = qprofile_tau2_ci(Y, V, tau2, level)
+    q, q_p, i2, h2, vt = heterogeneity(d, fe, tau2, opt)
+    tau2_se = _tau2_se(d, Ymc, fe, W, sw, tau2, opt)
+    if opt.method != "FE" and opt.qprofile and not d.single:
+        lb, ub = qprofile_tau2_ci(d, Ymc, fe.q, tau2, level)
     else:
         lb = ub = np.full(n, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         i2_lb, i2_ub = 100 * lb / (vt + lb), 100 * ub / (vt + ub)
         h2_lb, h2_ub = lb / vt + 1, ub / vt + 1
-    percent = 100.0 * W / sw[:, None]
     return {
         "estimate": beta,
         "se": se,
@@ -156,73 +221,104 @@ def _fit_dense(Y: np.ndarray, V: np.ndarray, opt: PoolOptions) -> dict:
         "h2_ci_lower": h2_lb,
         "h2_ci_upper": h2_ub,
         "q": q,
-        "q_df": np.full(n, k - 1.0),
+        "q_df": k - 1.0,
         "q_p": q_p,
         "iterations": iterations,
         "converged": converged,
-        "weights": percent,
+        "W": W,
     }
+
+
+@dataclass(frozen=True)
+class _FixedEffectSums:
+    """Sums of the fixed-effect weights w = 1/v and Cochran's Q, shared by several estimators."""
+
+    sw: np.ndarray
+    s2: np.ndarray
+    q: np.ndarray
+
+    @classmethod
+    def of(cls, Ymc, V):
+        W = 1.0 / V
+        return cls(W.sum(axis=0), (W * W).sum(axis=0), generalised_q(Ymc, V, 0.0))
+
+    @property
+    def trP(self):
+        return self.sw - self.s2 / self.sw
 
 
 # --- tau^2 estimators ---------------------------------------------------------------------------
 
 
-def estimate_tau2(Y: np.ndarray, V: np.ndarray, opt: PoolOptions):
-    """tau^2 per row by ``opt.method``; returns (tau2, iterations, converged)."""
-    n, k = Y.shape
+def estimate_tau2(d: _Dense, Ymc, fe: _FixedEffectSums, opt: PoolOptions):
+    """tau^2 per column by ``opt.method``; returns (tau2, iterations, converged)."""
+    k = d.k
+    n = k.size
     iterations = np.zeros(n, dtype=np.int64)
     converged = np.ones(n, dtype=bool)
-    if opt.method == "FE" or k == 1:
+    if opt.method == "FE" or d.single:
         return np.zeros(n), iterations, converged
-    Ymc = Y - Y.mean(axis=1, keepdims=True)
     if opt.method == "DL":
-        tau2 = _dl(Ymc, V)
+        tau2 = (fe.q - (k - 1)) / fe.trP
     elif opt.method == "HE":
-        tau2 = _he(Ymc, V)
+        tau2 = _he(d, Ymc)
     elif opt.method == "HS":
-        W = 1.0 / V
-        tau2 = (generalised_q(Ymc, V, 0.0) - k) / W.sum(axis=1)
+        tau2 = (fe.q - k) / fe.sw
     elif opt.method == "SJ":
-        tau0 = (Ymc**2).sum(axis=1) / k
+        tau0 = (Ymc * Ymc).sum(axis=0) / k
         with np.errstate(invalid="ignore"):
-            tau2 = np.where(tau0 > 0, tau0 * generalised_q(Ymc, V, tau0) / (k - 1), 0.0)
+            tau2 = np.where(tau0 > 0, tau0 * generalised_q(Ymc, d.V, tau0) / (k - 1), 0.0)
     elif opt.method == "PM":
-        tau2, converged = _paule_mandel(Y, Ymc, V, opt)
+        tau2, converged = _paule_mandel(d, Ymc, fe, opt)
     else:
-        tau2, iterations, converged = _fisher_scoring(Ymc, V, opt)
+        tau2, iterations, converged = _fisher_scoring(d, Ymc, opt)
     return np.maximum(tau2, 0.0), iterations, converged
 
 
 def generalised_q(Y: np.ndarray, V: np.ndarray, tau2) -> np.ndarray:
-    """Q(tau^2) = sum w_i (y_i - mu_w)^2 with w_i = 1 / (v_i + tau^2), per row."""
-    W = 1.0 / (V + np.reshape(tau2, (-1, 1)))
-    sw = W.sum(axis=1)
-    mu = (W * Y).sum(axis=1) / sw
-    return (W * (Y - mu[:, None]) ** 2).sum(axis=1)
+    """Q(tau^2) = sum w_i (y_i - mu_w)^2 with w_i = 1 / (v_i + tau^2), per column."""
+    W = V + tau2
+    np.reciprocal(W, out=W)
+    mu = (W * Y).sum(axis=0) / W.sum(axis=0)
+    R = Y - mu
+    R *= R
+    R *= W
+    return R.sum(axis=0)
 
 
-def _dl(Ymc, V):
-    k = Ymc.shape[1]
-    W = 1.0 / V
-    sw = W.sum(axis=1)
-    trP = sw - (W**2).sum(axis=1) / sw
-    return (generalised_q(Ymc, V, 0.0) - (k - 1)) / trP
-
-
-def _he(Ymc, V):
-    k = Ymc.shape[1]
-    rss = (Ymc**2).sum(axis=1)
-    trPV = V.sum(axis=1) * (1.0 - 1.0 / k)
+def _he(d: _Dense, Ymc):
+    k = d.k
+    rss = (Ymc * Ymc).sum(axis=0)
+    trPV = d.zero_padded(d.V).sum(axis=0) * (1.0 - 1.0 / k)
     return (rss - trPV) / (k - 1)
 
 
-def _paule_mandel(Y, Ymc, V, opt):
+class _QMinus:
+    """Q(tau^2) - target for the columns a root finder still works on (see ``brent_roots``).
+
+    The columns are gathered once each time the root finder narrows its working set, not at every
+    evaluation.
+    """
+
+    def __init__(self, Y, V, target, columns):
+        self.Y, self.V, self.target, self.columns = Y, V, target, columns
+        self._rows = None
+
+    def __call__(self, x, rows):
+        if rows is not self._rows:
+            self._rows = rows
+            cols = self.columns[rows]
+            self._Y, self._V, self._target = self.Y[:, cols], self.V[:, cols], self.target[cols]
+        return generalised_q(self._Y, self._V, x) - self._target
+
+
+def _paule_mandel(d: _Dense, Ymc, fe: _FixedEffectSums, opt):
     """Root of Q(tau^2) = k - 1 on [0, tau2_max], found as metafor does (uniroot)."""
-    n, k = Y.shape
-    target = k - 1.0
-    tau2_max = np.maximum(100.0, 10.0 * _r_mad(Y) ** 2)
-    q0 = generalised_q(Ymc, V, 0.0) - target
-    qmax = generalised_q(Ymc, V, tau2_max) - target
+    n = d.k.size
+    target = d.k - 1.0
+    tau2_max = np.maximum(100.0, 10.0 * _r_mad(d) ** 2)
+    q0 = fe.q - target
+    qmax = generalised_q(Ymc, d.V, tau2_max) - target
     tau2 = np.zeros(n)
     converged = np.ones(n, dtype=bool)
     too_low = q0 >= 0
@@ -232,146 +328,177 @@ def _paule_mandel(Y, Ymc, V, opt):
     converged[out_of_range] = False
     if search.any():
         rows = np.flatnonzero(search)
-        roots, ok = brent_roots(
-            lambda x, idx: generalised_q(Ymc[rows[idx]], V[rows[idx]], x) - target,
-            np.zeros(rows.size), tau2_max[rows], q0[rows], qmax[rows],
-            tol=R_UNIROOT_TOL, maxiter=opt.maxiter,
-        )
+        roots, ok = brent_roots(_QMinus(Ymc, d.V, target, rows), np.zeros(rows.size), tau2_max[rows],
+                                q0[rows], qmax[rows], tol=R_UNIROOT_TOL, maxiter=opt.maxiter)
         tau2[rows] = roots
         converged[rows] = ok
     return tau2, converged
 
 
-def _r_mad(Y):
-    """R's ``mad``: median absolute deviation times 1.4826."""
-    med = np.median(Y, axis=1, keepdims=True)
-    return 1.4826 * np.median(np.abs(Y - med), axis=1)
+def _r_mad(d: _Dense):
+    """R's ``mad`` of each column's y: median absolute deviation times 1.4826."""
+    out = np.empty(d.k.size)
+    for k in np.unique(d.k):
+        cols = d.k == k
+        Y = d.Y[: int(k), cols]
+        out[cols] = 1.4826 * np.median(np.abs(Y - np.median(Y, axis=0)), axis=0)
+    return out
 
 
-def _fisher_scoring(Ymc, V, opt):
-    """ML, REML and EB by metafor's Fisher scoring, vectorised over rows."""
-    n, k = Ymc.shape
+def _fisher_scoring(d: _Dense, Ymc, opt):
+    """ML, REML and EB by metafor's Fisher scoring, vectorised over columns.
+
+    Every column starts at once, so a column's iteration count is the loop's. Columns that have
+    stopped are carried along with a zero step until they are half of the working set, which is
+    then narrowed to the columns still iterating.
+    """
+    n = d.k.size
     method = opt.method
-    tau2 = np.maximum(0.0, _he(Ymc, V))
+    tau2 = np.maximum(0.0, _he(d, Ymc))
     iterations = np.zeros(n, dtype=np.int64)
     converged = np.ones(n, dtype=bool)
-    active = np.ones(n, dtype=bool)
-    while active.any():
-        rows = np.flatnonzero(active)
-        t = tau2[rows]
-        W = 1.0 / (V[rows] + t[:, None])
-        sw = W.sum(axis=1)
-        resid = Ymc[rows] - ((W * Ymc[rows]).sum(axis=1) / sw)[:, None]
-        PY = W * resid
-        with np.errstate(divide="ignore", invalid="ignore"):
+    work = np.arange(n)
+    Yw, Vw, kw, t = Ymc, d.V, d.k, tau2.copy()
+    alive = np.ones(n, dtype=bool)
+    loop = 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        while work.size:
+            W = Vw + t
+            np.reciprocal(W, out=W)
+            sw = W.sum(axis=0)
+            resid = Yw - (W * Yw).sum(axis=0) / sw
+            PY = W * resid
             if method == "ML":
-                adj = ((PY**2).sum(axis=1) - sw) / (W**2).sum(axis=1)
+                W2 = W * W
+                adj = ((PY * PY).sum(axis=0) - sw) / W2.sum(axis=0)
             elif method == "REML":
-                s2, s3 = (W**2).sum(axis=1), (W**3).sum(axis=1)
+                W2 = W * W
+                s2 = W2.sum(axis=0)
+                W2 *= W
+                s3 = W2.sum(axis=0)
                 trP = sw - s2 / sw
                 trPP = s2 - 2.0 * s3 / sw + (s2 / sw) ** 2
-                adj = ((PY**2).sum(axis=1) - trP) / trPP
+                PY *= PY
+                adj = (PY.sum(axis=0) - trP) / trPP
             else:  # EB
-                adj = ((PY * resid).sum(axis=1) * k / (k - 1) - k) / sw
-        adj = np.where(np.isnan(adj), 0.0, adj)
-        negative = t + adj < 0
-        while negative.any():
-            adj = np.where(negative, adj / 2.0, adj)
-            negative = t + adj < 0
-        iterations[rows] += 1
-        new = t + adj
-        tau2[rows] = new
-        still = np.abs(adj) > opt.threshold
-        exhausted = still & (iterations[rows] > opt.maxiter)
-        converged[rows[exhausted]] = False
-        active[rows] = still & ~exhausted
+                PY *= resid
+                adj = (PY.sum(axis=0) * kw / (kw - 1) - kw) / sw
+            adj = np.where(np.isnan(adj) | ~alive, 0.0, adj)
+            _halve_until_nonnegative(t, adj)
+            loop += 1
+            t = t + adj
+            tau2[work[alive]] = t[alive]
+            iterations[work[alive]] = loop
+            still = np.abs(adj) > opt.threshold
+            exhausted = alive & still & (loop > opt.maxiter)
+            converged[work[exhausted]] = False
+            alive &= still & ~exhausted
+            if 2 * alive.sum() <= alive.size:
+                work, Yw, Vw, kw, t = work[alive], Yw[:, alive], Vw[:, alive], kw[alive], t[alive]
+                alive = alive[alive]
     if method in ("ML", "REML"):
-        stuck = _stuck_at_local_maximum(Ymc, V, tau2, method == "REML", opt.threshold)
+        stuck = _stuck_at_local_maximum(d, Ymc, tau2, method == "REML", opt.threshold)
         tau2 = np.where(stuck & converged, 0.0, tau2)
     return tau2, iterations, converged
 
 
-def _stuck_at_local_maximum(Ymc, V, tau2, reml, threshold):
+def _halve_until_nonnegative(t, adj):
+    """metafor's ``while (tau2 + adj < 0) adj <- adj / 2``, in place, for the columns that need it.
+
+    From tau^2 = 0 the halving of a negative step ends exactly at -0.0, so it is set at once.
+    """
+    adj[(t == 0.0) & (adj < 0)] = -0.0
+    rows = np.flatnonzero(t + adj < 0)
+    while rows.size:
+        adj[rows] /= 2.0
+        rows = rows[t[rows] + adj[rows] < 0]
+
+
+def _stuck_at_local_maximum(d: _Dense, Ymc, tau2, reml, threshold):
     """metafor's ``ll0check``: a fit whose log-likelihood is below the one at tau^2 = 0."""
-    ll0 = log_likelihood(Ymc, V, np.zeros_like(tau2), reml)
-    ll = log_likelihood(Ymc, V, tau2, reml)
+    ll0 = log_likelihood(d, Ymc, np.zeros_like(tau2), reml)
+    ll = log_likelihood(d, Ymc, tau2, reml)
     return (ll0 - ll > R_UNIROOT_TOL) & (tau2 > threshold)
 
 
-def log_likelihood(Y, V, tau2, reml: bool):
-    """(Restricted) log-likelihood of the random-effects model at tau^2, per row."""
-    k = Y.shape[1]
-    M = V + tau2[:, None]
+def log_likelihood(d: _Dense, Y, tau2, reml: bool):
+    """(Restricted) log-likelihood of the random-effects model at tau^2, per column."""
+    k = d.k
+    M = d.V + tau2
     W = 1.0 / M
-    sw = W.sum(axis=1)
-    mu = (W * Y).sum(axis=1) / sw
-    rss = (W * (Y - mu[:, None]) ** 2).sum(axis=1)
+    sw = W.sum(axis=0)
+    mu = (W * Y).sum(axis=0) / sw
+    rss = (W * (Y - mu) ** 2).sum(axis=0)
+    logdet = np.log(M if d.valid is None else np.where(d.valid, M, 1.0)).sum(axis=0)
     if reml:
-        return -0.5 * (k - 1) * np.log(2 * np.pi) - 0.5 * np.log(M).sum(axis=1) - 0.5 * np.log(sw) - 0.5 * rss
-    return -0.5 * k * np.log(2 * np.pi) - 0.5 * np.log(M).sum(axis=1) - 0.5 * rss
+        return -0.5 * (k - 1) * np.log(2 * np.pi) - 0.5 * logdet - 0.5 * np.log(sw) - 0.5 * rss
+    return -0.5 * k * np.log(2 * np.pi) - 0.5 * logdet - 0.5 * rss
 
 
-def _tau2_se(Y, V, tau2, opt):
+def _tau2_se(d: _Dense, Ymc, fe, W, sw, tau2, opt):
     """Standard error of tau^2 for the likelihood-based and PM/EB estimators (metafor's formulas)."""
-    n, k = Y.shape
-    if opt.method == "FE" or k == 1:
-        return np.full(n, np.nan)
-    W = 1.0 / (V + tau2[:, None])
-    sw = W.sum(axis=1)
-    s2, s3 = (W**2).sum(axis=1), (W**3).sum(axis=1)
+    k = d.k
+    if opt.method == "FE" or d.single:
+        return np.full(k.size, np.nan)
+    W2 = W * W
+    s2 = W2.sum(axis=0)
     if opt.method == "ML":
         return np.sqrt(2.0 / s2)
     if opt.method == "REML":
+        s3 = (W2 * W).sum(axis=0)
         return np.sqrt(2.0 / (s2 - 2.0 * s3 / sw + (s2 / sw) ** 2))
     if opt.method in ("EB", "PM"):
         return np.sqrt(2.0 * k**2 / (k - 1) / sw**2)
-    return _moment_tau2_se(Y, V, tau2, opt.method)
+    return _moment_tau2_se(d, Ymc, tau2, opt.method)
 
 
-def _moment_tau2_se(Y, V, tau2, method):
+def _moment_tau2_se(d: _Dense, Ymc, tau2, method):
     """SE of the method-of-moments estimators (DL, HE, HS, SJ), metafor's formulas.
 
     With P = diag(w) - w w'/sum(w) (w = 1 for HE), the traces metafor takes of P, PV and their
     products have closed forms in sums of powers of w, so no k x k matrix is built.
     """
-    n, k = Y.shape
+    k = d.k
     t = np.maximum(tau2, 0.0)
-    tau0 = (((Y - Y.mean(axis=1, keepdims=True)) ** 2).sum(axis=1) / k)[:, None]
-    W = {"HE": np.ones_like(V), "SJ": 1.0 / (V + tau0)}.get(method, 1.0 / V)
-    s1, s2, s3 = W.sum(axis=1), (W**2).sum(axis=1), (W**3).sum(axis=1)
-    w2v = (W**2 * V).sum(axis=1)
+    tau0 = (Ymc * Ymc).sum(axis=0) / k
+    V = d.zero_padded(d.V)
+    if method == "HE":
+        W = np.ones_like(V) if d.valid is None else d.valid.astype(float)
+    elif method == "SJ":
+        W = 1.0 / (d.V + tau0)
+    else:
+        W = 1.0 / d.V
+    s1, s2, s3 = W.sum(axis=0), (W**2).sum(axis=0), (W**3).sum(axis=0)
+    w2v = (W**2 * V).sum(axis=0)
     trP = s1 - s2 / s1
     sPP = s2 - 2 * s3 / s1 + s2**2 / s1**2
-    trPV = (W * V).sum(axis=1) - w2v / s1
-    sPVPVt = (W**2 * V**2).sum(axis=1) - 2 * (W**3 * V**2).sum(axis=1) / s1 + w2v**2 / s1**2
-    sPVP = w2v - 2 * (W**3 * V).sum(axis=1) / s1 + s2 * w2v / s1**2
+    trPV = (W * V).sum(axis=0) - w2v / s1
+    sPVPVt = (W**2 * V**2).sum(axis=0) - 2 * (W**3 * V**2).sum(axis=0) / s1 + w2v**2 / s1**2
+    sPVP = w2v - 2 * (W**3 * V).sum(axis=0) / s1 + s2 * w2v / s1**2
     if method == "DL":
         return np.sqrt(1 / trP**2 * (2 * (k - 1) + 4 * t * trP + 2 * t**2 * sPP))
     if method == "HS":
         return np.sqrt(1 / s1**2 * (2 * (k - 1) + 4 * t * trP + 2 * t**2 * sPP))
     if method == "HE":
         return np.sqrt(1 / (k - 1) ** 2 * (2 * sPVPVt + 4 * t * trPV + 2 * t**2 * (k - 1)))
-    tau0 = tau0[:, 0]
     return np.sqrt(tau0**2 / (k - 1) ** 2 * (2 * sPVPVt + 4 * t * sPVP + 2 * t**2 * sPP))
 
 
 # --- heterogeneity ------------------------------------------------------------------------------
 
 
-def heterogeneity(Y, V, tau2, opt: PoolOptions):
+def heterogeneity(d: _Dense, fe: _FixedEffectSums, tau2, opt: PoolOptions):
     """Cochran's Q (FE weights), its p-value, I^2 (%), H^2 and the typical within-study variance."""
-    n, k = Y.shape
-    if k == 1:
+    k = d.k
+    n = k.size
+    if d.single:
         return np.zeros(n), np.ones(n), np.zeros(n), np.ones(n), np.zeros(n)
-    Ymc = Y - Y.mean(axis=1, keepdims=True)
-    q = np.maximum(0.0, generalised_q(Ymc, V, 0.0))
-    q_p = stats.chi2.sf(q, k - 1)
-    W = 1.0 / V
+    q = np.maximum(0.0, fe.q)
+    q_p = chi2_sf(q, k - 1)
     if opt.i2_definition == "typical":
-        sw = W.sum(axis=1)
-        vt = (k - 1) / (sw - (W**2).sum(axis=1) / sw)
+        vt = (k - 1) / fe.trP
     else:
-        vt = 1.0 / W.mean(axis=1)
+        vt = 1.0 / (fe.sw / k)
     if opt.method == "FE":
         with np.errstate(divide="ignore", invalid="ignore"):
             i2 = np.maximum(0.0, 100 * (q - (k - 1)) / q)
@@ -383,15 +510,17 @@ def heterogeneity(Y, V, tau2, opt: PoolOptions):
     return q, q_p, i2, h2, vt
 
 
-def qprofile_tau2_ci(Y, V, tau2, level):
-    """Q-profile confidence interval of tau^2 (Viechtbauer 2007), as metafor's ``confint``."""
-    n, k = Y.shape
+def qprofile_tau2_ci(d: _Dense, Ymc, q_min, tau2, level):
+    """Q-profile confidence interval of tau^2 (Viechtbauer 2007), as metafor's ``confint``.
+
+    One root search per bound, over every column that needs it at once.
+    """
+    n = d.k.size
     alpha = 1.0 - level
-    crit_u = stats.chi2.isf(alpha / 2, k - 1)
-    crit_l = stats.chi2.ppf(alpha / 2, k - 1)
+    crit_u = d.by_k(lambda ks: chi2_isf(alpha / 2, ks - 1))
+    crit_l = d.by_k(lambda ks: chi2_ppf(alpha / 2, ks - 1))
     tau2_max = np.maximum(100.0, 10.0 * tau2)
-    q_min = generalised_q(Y, V, 0.0)
-    q_max = generalised_q(Y, V, tau2_max)
+    q_max = generalised_q(Ymc, d.V, tau2_max)
     lb = np.full(n, np.nan)
     ub = np.full(n, np.nan)
 
@@ -401,7 +530,7 @@ def qprofile_tau2_ci(Y, V, tau2, level):
     ub_at_max = ~below & (q_max > crit_l)
     ub[ub_at_max] = tau2_max[ub_at_max]
     ub_rows = np.flatnonzero(~below & ~ub_at_max)
-    ub[ub_rows] = _q_root(Y, V, ub_rows, crit_l, tau2_max, q_min, q_max)
+    ub[ub_rows] = _q_root(d, Ymc, ub_rows, crit_l, tau2_max, q_min, q_max)
 
     lb_at_max = q_max > crit_u
     lb[lb_at_max] = tau2_max[lb_at_max]
@@ -409,16 +538,14 @@ def qprofile_tau2_ci(Y, V, tau2, level):
     lb_zero = ~lb_at_max & (q_min < crit_u)
     lb[lb_zero] = 0.0
     lb_rows = np.flatnonzero(~lb_at_max & ~lb_zero)
-    lb[lb_rows] = _q_root(Y, V, lb_rows, crit_u, tau2_max, q_min, q_max)
+    lb[lb_rows] = _q_root(d, Ymc, lb_rows, crit_u, tau2_max, q_min, q_max)
     return lb, ub
 
 
-def _q_root(Y, V, rows, target, tau2_max, q_min, q_max):
+def _q_root(d: _Dense, Ymc, rows, target, tau2_max, q_min, q_max):
     if rows.size == 0:
         return np.zeros(0)
-    roots, _ = brent_roots(
-        lambda x, idx: generalised_q(Y[rows[idx]], V[rows[idx]], x) - target,
-        np.zeros(rows.size), tau2_max[rows], q_min[rows] - target, q_max[rows] - target,
-        tol=R_UNIROOT_TOL, maxiter=1000,
-    )
+    roots, _ = brent_roots(_QMinus(Ymc, d.V, target, rows), np.zeros(rows.size), tau2_max[rows],
+                           q_min[rows] - target[rows], q_max[rows] - target[rows],
+                           tol=R_UNIROOT_TOL, maxiter=1000)
     return roots

@@ -31,6 +31,10 @@ def brent_roots(
     ``func(x, rows)`` evaluates the functions of the batch rows ``rows`` at ``x``. The caller has
     checked that ``f_lower`` and ``f_upper`` have opposite signs (or one is zero). Returns the roots
     and a boolean array telling which rows converged within ``maxiter`` iterations.
+
+    The rows evaluated form a working set that is narrowed only when half of it has finished (the
+    finished rows are evaluated at their root meanwhile), so ``rows`` is the same array object
+    between narrowings and a caller may gather its data once per narrowing.
     """
     a = np.asarray(lower, dtype=float).copy()
     b = np.asarray(upper, dtype=float).copy()
@@ -46,50 +50,47 @@ def brent_roots(
     result[at_upper] = b[at_upper]
     converged[at_lower | at_upper] = True
 
-    c = a.copy()
-    fc = fa.copy()
-    active = ~converged
+    work = np.flatnonzero(~converged)
+    a, b, fa, fb = a[work], b[work], fa[work], fb[work]
+    c, fc = a.copy(), fa.copy()
+    alive = np.ones(work.size, dtype=bool)
     for _ in range(maxiter + 1):
-        rows = np.flatnonzero(active)
-        if rows.size == 0:
-            break
-        ar, br, cr = a[rows], b[rows], c[rows]
-        far, fbr, fcr = fa[rows], fb[rows], fc[rows]
-        prev_step = br - ar
+        if 2 * alive.sum() <= alive.size:
+            work, a, b, c, fa, fb, fc = (x[alive] for x in (work, a, b, c, fa, fb, fc))
+            alive = alive[alive]
+            if work.size == 0:
+                break
+        prev_step = b - a
 
-        swap = np.abs(fcr) < np.abs(fbr)
-        ar = np.where(swap, br, ar)
-        br = np.where(swap, cr, br)
-        cr = np.where(swap, ar, cr)
-        far = np.where(swap, fbr, far)
-        fbr = np.where(swap, fcr, fbr)
-        fcr = np.where(swap, far, fcr)
+        swap = np.abs(fc) < np.abs(fb)
+        a = np.where(swap, b, a)
+        b = np.where(swap, c, b)
+        c = np.where(swap, a, c)
+        fa = np.where(swap, fb, fa)
+        fb = np.where(swap, fc, fb)
+        fc = np.where(swap, fa, fc)
 
-        tol_act = 2.0 * _EPS * np.abs(br) + tol / 2.0
-        new_step = (cr - br) / 2.0
+        tol_act = 2.0 * _EPS * np.abs(b) + tol / 2.0
+        new_step = (c - b) / 2.0
 
-        done = (np.abs(new_step) <= tol_act) | (fbr == 0.0)
-        result[rows[done]] = br[done]
-        converged[rows[done]] = True
+        done = alive & ((np.abs(new_step) <= tol_act) | (fb == 0.0))
+        result[work[done]] = b[done]
+        converged[work[done]] = True
+        alive &= ~done
 
-        step = _interpolated_step(ar, br, cr, far, fbr, fcr, prev_step, tol_act, new_step)
+        step = _interpolated_step(a, b, c, fa, fb, fc, prev_step, tol_act, new_step)
         step = np.where(np.abs(step) < tol_act, np.where(step > 0, tol_act, -tol_act), step)
+        step[~alive] = 0.0
 
-        go = ~done
-        idx = rows[go]
-        a_new = br[go]
-        fa_new = fbr[go]
-        b_new = br[go] + step[go]
-        fb_new = func(b_new, idx)
-        same_sign = ((fb_new > 0) & (fcr[go] > 0)) | ((fb_new < 0) & (fcr[go] < 0))
-        c[idx] = np.where(same_sign, a_new, cr[go])
-        fc[idx] = np.where(same_sign, fa_new, fcr[go])
-        a[idx], fa[idx] = a_new, fa_new
-        b[idx], fb[idx] = b_new, fb_new
-        active[rows[done]] = False
+        b_new = b + step
+        fb_new = func(b_new, work)
+        same_sign = ((fb_new > 0) & (fc > 0)) | ((fb_new < 0) & (fc < 0))
+        c = np.where(same_sign, b, c)
+        fc = np.where(same_sign, fb, fc)
+        a, fa = b, fb
+        b, fb = b_new, fb_new
 
-    unfinished = active
-    result[unfinished] = b[unfinished]
+    result[work[alive]] = b[alive]
     return result, converged
 
 

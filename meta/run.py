@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from . import __version__
+from .distributions import chi2_sf, norm_isf
 from .effects import EffectSizes, compute_effects
 from .errors import SheetError
 from .evidence import validate_project
@@ -84,10 +87,13 @@ def run(root: Path, date: str, progress: Callable[[str, str], None] = lambda nam
         if write_if_changed(root / path, content):
             written.append(str(path))
 
+    for r, files in zip(changed, _render_all(changed)):
+        for path, content in files.items():
+            write(path, content)
+        write(OUTPUT / r.spec.name / "analysis.json",
+              json.dumps(_record(r, studies), indent=1, sort_keys=True, allow_nan=False) + "\n")
     for r in runs:
         progress(r.spec.name, "re-computed" if r.changed else "unchanged")
-        if r.changed:
-            _publish_analysis(r, studies, write)
     records = [r.cached if not r.changed else _record(r, studies) for r in runs]
     _remove_stale_outputs(root, {r.spec.name for r in runs}, written)
     published = _publish_living(root, records, date, write)
@@ -203,24 +209,41 @@ def _subgroup_test(results: list[PoolResult]):
     mean = (w * est).sum() / w.sum()
     q = float((w * (est - mean) ** 2).sum())
     df = len(results) - 1
-    return SubgroupTest(q, df, float(stats.chi2.sf(q, df)))
+    return SubgroupTest(q, df, float(chi2_sf(q, df)))
 
 
 # --- publishing ----------------------------------------------------------------------------------
 
 
-def _publish_analysis(r: AnalysisRun, studies: dict, write) -> None:
-    from .plots import ForestData, Subgroup, cumulative_plot, forest_plot, save_figure
+def _render_all(runs: list[AnalysisRun]) -> list[dict[Path, bytes]]:
+    """The plot files of every analysis, drawn on up to two processes (matplotlib is the slow part)."""
+    if len(runs) < 2:
+        return [_render(r) for r in runs]
+    from .plots import warm_up
+
+    warm_up()  # load fonts once, before the workers are forked
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1), mp_context=context) as pool:
+        return list(pool.map(_render, runs))
+
+
+def _render(r: AnalysisRun) -> dict[Path, bytes]:
+    """Forest and cumulative plots of one analysis as {path: bytes} (PNG and SVG)."""
+    from .plots import ForestData, Subgroup, cumulative_plot, figure_bytes, forest_plot
 
     folder = OUTPUT / r.spec.name
     data = ForestData(title=r.spec.title, result=r.result, favours=r.spec.favours,
                       subgroups=tuple(Subgroup(level, res) for level, res in r.subgroups),
                       subgroup_of=tuple(r.subgroup_of), subgroup_test=r.subgroup_test)
-    save_figure(forest_plot(data), folder / "forest", write)
     steps = [(f"{label} ({_year_text(r.effects.years[r.effects.labels.index(label)])})", res)
              for label, res in r.cumulative]
-    save_figure(cumulative_plot(f"{r.spec.title}: cumulative by publication year", steps), folder / "cumulative", write)
-    write(folder / "analysis.json", json.dumps(_record(r, studies), indent=1, sort_keys=True, allow_nan=False) + "\n")
+    files = {}
+    for stem, figure, tight in (
+            ("forest", forest_plot(data), False),
+            ("cumulative", cumulative_plot(f"{r.spec.title}: cumulative by publication year", steps), True)):
+        for fmt, content in figure_bytes(figure, tight).items():
+            files[folder / f"{stem}.{fmt}"] = content
+    return files
 
 
 def _year_text(value) -> str:
@@ -234,7 +257,7 @@ def _record(r: AnalysisRun, studies: dict) -> dict:
     weights = dict(zip(res.studies, res.weights))
     rows = r.rows.loc[list(r.effects.rows)]
     study_list = []
-    z = stats.norm.isf((1 - res.provenance.level / 100) / 2)
+    z = norm_isf((1 - res.provenance.level / 100) / 2)
     for (number, row), label, yi, vi in zip(rows.iterrows(), r.effects.labels, r.effects.yi, r.effects.vi):
         publication = studies.get(row.get("study_id"), {})
         study_list.append({

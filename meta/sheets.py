@@ -51,7 +51,12 @@ def load_sheet(path: Path) -> tuple[pd.DataFrame | None, list[Problem]]:
     text, problems = read_text(path)
     if text is None:
         return None, problems
-    name = str(path)
+    return parse_sheet(text, str(path))
+
+
+def parse_sheet(text: str, name: str) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """A sheet from its text (``name`` is used in messages); see ``load_sheet``."""
+    problems: list[Problem] = []
     if not text.strip():
         return None, [Problem("empty-sheet", name, 0, "", "the sheet is empty (no header, no rows)",
                               "add a header line and one row per study result")]

@@ -1,0 +1,184 @@
+"""`meta run`, `meta add` and `meta diff` on a copy of the shipped evidence.
+
+One copy is run once (module fixture), then a study is added and the run repeated; the tests
+check what changed and, as importantly, that nothing else did.
+"""
+
+import csv
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from meta.cli import main
+
+from .conftest import ROOT
+
+NEW_ROW = {
+    "study_id": "holick2008", "study": "Example 2025 Cohort", "year": "2025", "cohort": "Example Cohort",
+    "design": "cohort", "population": "women with breast cancer", "cancer_site": "breast",
+    "outcome": "all_cause_mortality", "sex": "female", "contrast": "highest vs lowest activity",
+    "measure": "HR", "estimate": "0.70", "ci_lower": "0.50", "ci_upper": "0.98",
+    "source_location": "Table 2", "source_url": "https://example.org/x",
+    "quote": "HR 0.70 (95% CI 0.50 to 0.98)", "extracted_by": "test", "extracted_on": "2026-11-22",
+}
+SURVIVAL = Path("extraction/survival/survival.csv")
+
+
+def copy_project(target: Path) -> Path:
+    for folder in ("extraction", "analyses"):
+        shutil.copytree(ROOT / folder, target / folder, ignore=shutil.ignore_patterns("output", "*.lock"))
+    for generated in ("analyses/history.csv", "analyses/CHANGES.md"):
+        (target / generated).unlink(missing_ok=True)
+    return target
+
+
+def digests(root: Path) -> dict[str, str]:
+    files = [p for base in ("analyses", "site", "extraction") for p in (root / base).rglob("*") if p.is_file()]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+            if not p.name.endswith(".lock")}
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = copy_project(tmp_path_factory.mktemp("project"))
+    first = invoke("run", "--root", str(root), "--date", "2026-01-01")
+    assert first.exit_code == 0, first.output
+    return root
+
+
+def test_first_run_writes_every_output(project):
+    specs = sorted(p.stem for p in (project / "analyses").glob("*.toml"))
+    assert len(specs) >= 6
+    for name in specs:
+        for plot in ("forest", "cumulative"):
+            for fmt in ("png", "svg"):
+                assert (project / "analyses/output" / name / f"{plot}.{fmt}").stat().st_size > 1000
+                assert (project / "site/plots" / f"{name}-{plot}.{fmt}").exists()
+    summary = list(csv.DictReader((project / "analyses/output/summary.csv").open()))
+    assert sorted(r["analysis"] for r in summary) == specs
+    assert all(r["Last updated"] == "2026-01-01" and r["Change since previous version"] == "first version"
+               for r in summary)
+    history = list(csv.DictReader((project / "analyses/history.csv").open()))
+    assert sorted(r["analysis"] for r in history) == specs
+    for table in ("summary.md", "summary.html"):
+        assert "Breast cancer incidence" in (project / "analyses/output" / table).read_text()
+
+
+def test_second_run_rewrites_nothing(project):
+    before = {p: p.stat().st_mtime_ns for p in project.rglob("*") if p.is_file()}
+    result = invoke("run", "--root", str(project), "--date", "2026-01-02")
+    assert result.exit_code == 0
+    assert "0 re-computed; 0 file(s) written; 0 new version(s)" in result.output
+    assert {p: p.stat().st_mtime_ns for p in project.rglob("*") if p.is_file()} == before
+
+
+def test_outputs_are_byte_identical_across_runs(project, tmp_path):
+    other = copy_project(tmp_path / "again")
+    assert invoke("run", "--root", str(other), "--date", "2026-01-01").exit_code == 0
+    mine, theirs = digests(project), digests(other)
+    assert mine.keys() == theirs.keys()
+    assert {k for k in mine if mine[k] != theirs[k]} == set()
+
+
+def test_add_then_run_changes_only_that_analysis(project):
+    before = digests(project)
+    sheet = project / SURVIVAL
+    original = sheet.read_bytes()
+    args = ["add", str(sheet), "--root", str(project), "--run", "--date", "2026-02-01"]
+    for column, value in NEW_ROW.items():
+        args += ["--set", f"{column}={value}"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "1 re-computed" in result.output
+    assert sheet.read_bytes().startswith(original)
+    assert sheet.read_bytes().count(b"\n") == original.count(b"\n") + 1
+
+    summary = {r["analysis"]: r for r in csv.DictReader((project / "analyses/output/summary.csv").open())}
+    row = summary["survival-breast-all-cause"]
+    assert row["Last updated"] == "2026-02-01"
+    assert "+1 study (Example 2025 Cohort)" in row["Change since previous version"]
+    assert all(r["Last updated"] == "2026-01-01" for name, r in summary.items() if name != "survival-breast-all-cause")
+
+    history = list(csv.DictReader((project / "analyses/history.csv").open()))
+    assert [r["analysis"] for r in history if r["version_date"] == "2026-02-01"] == ["survival-breast-all-cause"]
+    changes = (project / "analyses/CHANGES.md").read_text()
+    assert "## 2026-02-01\n\n- All-cause mortality after breast cancer: +1 study (Example 2025 Cohort); HR " in changes
+
+    after = digests(project)
+    changed = {k for k in after if before.get(k) != after[k]}
+    allowed_prefixes = ("analyses/output/survival-breast-all-cause/", "site/plots/survival-breast-all-cause-")
+    allowed = {"extraction/survival/survival.csv", "analyses/history.csv", "analyses/CHANGES.md",
+               "analyses/output/summary.md", "analyses/output/summary.csv", "analyses/output/summary.html",
+               "site/index.html", "site/summary.csv", "site/summary.md"}
+    assert {k for k in changed if k not in allowed and not k.startswith(allowed_prefixes)} == set()
+
+    diff = invoke("diff", "--root", str(project))
+    assert "2026-02-01 survival-breast-all-cause: +1 study (Example 2025 Cohort)" in diff.output
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"estimate": "1.20"}, "does not contain the estimate"),
+    ({"quote": "no numbers here"}, "does not appear in the quote"),
+    ({"design": "survey"}, "'survey' is not allowed"),
+    ({"study_id": "nobody1999"}, "is not in extraction/studies.csv"),
+    ({"cohort": "Nurses' Health Study (NHS + NHSII)", "study": "Fortner 2022 duplicate"}, "counted twice"),
+])
+def test_bad_rows_are_refused_and_the_sheet_is_untouched(project, change, message):
+    sheet = project / SURVIVAL
+    original = sheet.read_bytes()
+    values = {**NEW_ROW, "study": "Refused 2030", "cohort": "Refused Cohort", **change}
+    args = ["add", str(sheet), "--root", str(project)]
+    for column, value in values.items():
+        args += ["--set", f"{column}={value}"]
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert message in result.stderr, result.stderr
+    assert sheet.read_bytes() == original
+
+
+def test_duplicate_row_is_refused(project):
+    sheet = project / SURVIVAL
+    rows = list(csv.DictReader(sheet.open()))
+    original = sheet.read_bytes()
+    args = ["add", str(sheet), "--root", str(project)]
+    for column, value in rows[0].items():
+        args += ["--set", f"{column}={value}"]
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert "repeats row 1" in result.stderr or "counted twice" in result.stderr
+    assert sheet.read_bytes() == original
+
+
+def test_site_escapes_text_from_sheets(project):
+    sheet = project / SURVIVAL
+    args = ["add", str(sheet), "--root", str(project), "--run", "--date", "2026-03-01"]
+    values = {**NEW_ROW, "study": "<script>alert(1)</script> 2026", "cohort": "Script Cohort",
+              "estimate": "0.72", "quote": "HR 0.72 (95% CI 0.50 to 0.98)"}
+    for column, value in values.items():
+        args += ["--set", f"{column}={value}"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    page = (project / "site/index.html").read_text()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; 2026" in page
+
+
+def test_spec_outside_project_is_refused(project, tmp_path):
+    bad = project / "analyses" / "zz-bad.toml"
+    bad.write_text((project / "analyses/depression.toml").read_text().replace(
+        'sheet = "extraction/depression/depression.csv"', 'sheet = "../../etc/passwd"'))
+    try:
+        result = invoke("validate", "--root", str(project))
+        assert result.exit_code == 1
+        assert "outside the project" in result.stderr
+    finally:
+        bad.unlink()
