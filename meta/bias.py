@@ -58,7 +58,9 @@ class EggerTest:
 
 @dataclass(frozen=True)
 class RankTest:
-    """Kendall's ``tau`` of standardised effects and variances; ``exact`` False when ties forced the normal approximation."""
+    """Kendall's ``tau`` of standardised effects and variances; ``exact`` False where ties forced the
+    normal approximation.
+    """
 
     tau: float
     p: float
@@ -285,8 +287,12 @@ def trim_and_fill(yi, vi, options: PoolOptions) -> TrimFill:
         iterations += 1
         if iterations > TRIMFILL_MAXITER:
             raise ModelError(f"trim-and-fill did not converge in {TRIMFILL_MAXITER} iterations")
+        if k0 >= k:
+            raise ModelError("trim-and-fill trimmed every study; no model is left to fit")
         beta = _pooled_estimate(y[:k - k0], v[:k - k0], options)
         centred = y - beta
+        # a study equal to the estimate (a one-study fit) has sign 0, not the sign of rounding error
+        centred[np.abs(centred) <= 100 * _EPS * np.maximum(np.abs(y), abs(beta))] = 0.0
         ranks = np.empty(k)
         ranks[np.argsort(np.abs(centred), kind="stable")] = np.arange(1, k + 1)
         positive_rank_sum = ranks[centred > 0].sum()
@@ -429,7 +435,7 @@ def _test_lines(r: BiasReport) -> list[str]:
                      f"p = {_p(r.egger.p)}; limit estimate (SE -> 0) {_f(r.egger.limit_estimate)}"
                      f"{_natural(r, r.egger.limit_estimate)}")
     if r.begg:
-        kind = "exact" if r.begg.exact else "normal approximation (ties)"
+        kind = "exact" if r.begg.exact else "normal approximation: ties"
         lines.append(f"Begg's rank correlation test: Kendall's tau = {_f(r.begg.tau)}, p = {_p(r.begg.p)} ({kind})")
     if r.trimfill:
         tf = r.trimfill

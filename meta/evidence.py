@@ -21,6 +21,7 @@ from .specs import Spec, load_specs
 
 STUDY_COLUMNS = ("study_id", "first_author", "year", "title", "journal", "doi", "pmid", "design",
                  "population", "cohort", "source_url")
+STUDY_DESIGNS = ("cohort", "pooled_cohorts", "case_cohort", "nested_case_control", "rct", "review")
 EFFECT_NUMBER_COLUMNS = tuple(dict.fromkeys(
     [c for cols in GROUPS.values() for c in cols if c != "ci_level"] + ["n_total", "events_total"]))
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -107,6 +108,9 @@ def _check_studies(root: Path) -> tuple[set, list[Problem]]:
                                     f"study_id '{row['study_id']}' is used again (first in row {seen[row['study_id']]})",
                                     "give each publication one row"))
         seen.setdefault(row["study_id"], number)
+        if row["design"] not in STUDY_DESIGNS:
+            problems.append(Problem("not-allowed", name, number, "design", f"'{row['design']}' is not allowed",
+                                    f"use one of {', '.join(STUDY_DESIGNS)}"))
         if pd.isna(row["doi"]) and pd.isna(row["pmid"]) and pd.isna(row["source_url"]):
             problems.append(Problem("no-identifier", name, number, "doi,pmid",
                                     "the publication has neither DOI, PMID nor source_url",

@@ -169,16 +169,14 @@ def _fit_dense(d: _Dense, opt: PoolOptions) -> dict:
     tau2, iterations, converged = estimate_tau2(d, Ymc, fe, opt)
     W = 1.0 / (V + tau2)
     sw = W.sum(axis=0)
-    beta = (W * Y).sum(axis=0) / sw
+    beta = np.einsum("ij,ij->j", W, Y) / sw
     vb = 1.0 / sw
     level = opt.level / 100.0
     alpha = 1.0 - level
     use_t = opt.ci == "knha" and not d.single
     if use_t:
         R = Y - beta
-        R *= R
-        R *= W
-        rss = R.sum(axis=0)
+        rss = np.einsum("ij,ij,ij->j", W, R, R)
         s2w = np.where(rss <= _EPS, 0.0, rss / (k - 1))
         vb = vb * s2w
     se = np.sqrt(vb)
@@ -279,11 +277,8 @@ def generalised_q(Y: np.ndarray, V: np.ndarray, tau2) -> np.ndarray:
     """Q(tau^2) = sum w_i (y_i - mu_w)^2 with w_i = 1 / (v_i + tau^2), per column."""
     W = V + tau2
     np.reciprocal(W, out=W)
-    mu = (W * Y).sum(axis=0) / W.sum(axis=0)
-    R = Y - mu
-    R *= R
-    R *= W
-    return R.sum(axis=0)
+    R = Y - np.einsum("ij,ij->j", W, Y) / W.sum(axis=0)
+    return np.einsum("ij,ij,ij->j", W, R, R)
 
 
 def _he(d: _Dense, Ymc):
@@ -300,15 +295,15 @@ class _QMinus:
     evaluation.
     """
 
-    def __init__(self, Y, V, target, columns):
-        self.Y, self.V, self.target, self.columns = Y, V, target, columns
+    def __init__(self, Y, V, columns, target):
+        self.Y, self.V, self.columns, self.target = Y, V, columns, target
         self._rows = None
 
     def __call__(self, x, rows):
         if rows is not self._rows:
             self._rows = rows
             cols = self.columns[rows]
-            self._Y, self._V, self._target = self.Y[:, cols], self.V[:, cols], self.target[cols]
+            self._Y, self._V, self._target = self.Y[:, cols], self.V[:, cols], self.target[rows]
         return generalised_q(self._Y, self._V, x) - self._target
 
 
@@ -328,7 +323,7 @@ def _paule_mandel(d: _Dense, Ymc, fe: _FixedEffectSums, opt):
     converged[out_of_range] = False
     if search.any():
         rows = np.flatnonzero(search)
-        roots, ok = brent_roots(_QMinus(Ymc, d.V, target, rows), np.zeros(rows.size), tau2_max[rows],
+        roots, ok = brent_roots(_QMinus(Ymc, d.V, rows, target[rows]), np.zeros(rows.size), tau2_max[rows],
                                 q0[rows], qmax[rows], tol=R_UNIROOT_TOL, maxiter=opt.maxiter)
         tau2[rows] = roots
         converged[rows] = ok
@@ -366,23 +361,20 @@ def _fisher_scoring(d: _Dense, Ymc, opt):
             W = Vw + t
             np.reciprocal(W, out=W)
             sw = W.sum(axis=0)
-            resid = Yw - (W * Yw).sum(axis=0) / sw
-            PY = W * resid
-            if method == "ML":
-                W2 = W * W
-                adj = ((PY * PY).sum(axis=0) - sw) / W2.sum(axis=0)
-            elif method == "REML":
-                W2 = W * W
-                s2 = W2.sum(axis=0)
-                W2 *= W
-                s3 = W2.sum(axis=0)
-                trP = sw - s2 / sw
-                trPP = s2 - 2.0 * s3 / sw + (s2 / sw) ** 2
-                PY *= PY
-                adj = (PY.sum(axis=0) - trP) / trPP
-            else:  # EB
-                PY *= resid
-                adj = (PY.sum(axis=0) * kw / (kw - 1) - kw) / sw
+            resid = Yw - np.einsum("ij,ij->j", W, Yw) / sw
+            if method == "EB":
+                adj = (np.einsum("ij,ij,ij->j", W, resid, resid) * kw / (kw - 1) - kw) / sw
+            else:
+                PY = W * resid
+                PY2 = np.einsum("ij,ij->j", PY, PY)
+                s2 = np.einsum("ij,ij->j", W, W)
+                if method == "ML":
+                    adj = (PY2 - sw) / s2
+                else:
+                    s3 = np.einsum("ij,ij,ij->j", W, W, W)
+                    trP = sw - s2 / sw
+                    trPP = s2 - 2.0 * s3 / sw + (s2 / sw) ** 2
+                    adj = (PY2 - trP) / trPP
             adj = np.where(np.isnan(adj) | ~alive, 0.0, adj)
             _halve_until_nonnegative(t, adj)
             loop += 1
@@ -513,7 +505,7 @@ def heterogeneity(d: _Dense, fe: _FixedEffectSums, tau2, opt: PoolOptions):
 def qprofile_tau2_ci(d: _Dense, Ymc, q_min, tau2, level):
     """Q-profile confidence interval of tau^2 (Viechtbauer 2007), as metafor's ``confint``.
 
-    One root search per bound, over every column that needs it at once.
+    The roots of both bounds, of every column that needs one, are found in one batch.
     """
     n = d.k.size
     alpha = 1.0 - level
@@ -530,22 +522,20 @@ def qprofile_tau2_ci(d: _Dense, Ymc, q_min, tau2, level):
     ub_at_max = ~below & (q_max > crit_l)
     ub[ub_at_max] = tau2_max[ub_at_max]
     ub_rows = np.flatnonzero(~below & ~ub_at_max)
-    ub[ub_rows] = _q_root(d, Ymc, ub_rows, crit_l, tau2_max, q_min, q_max)
 
     lb_at_max = q_max > crit_u
     lb[lb_at_max] = tau2_max[lb_at_max]
-    ub[lb_at_max] = tau2_max[lb_at_max]
     lb_zero = ~lb_at_max & (q_min < crit_u)
     lb[lb_zero] = 0.0
     lb_rows = np.flatnonzero(~lb_at_max & ~lb_zero)
-    lb[lb_rows] = _q_root(d, Ymc, lb_rows, crit_u, tau2_max, q_min, q_max)
+
+    rows = np.concatenate([ub_rows, lb_rows])
+    if rows.size:
+        target = np.concatenate([crit_l[ub_rows], crit_u[lb_rows]])
+        roots, _ = brent_roots(_QMinus(Ymc, d.V, rows, target), np.zeros(rows.size), tau2_max[rows],
+                               q_min[rows] - target, q_max[rows] - target,
+                               tol=R_UNIROOT_TOL, maxiter=1000)
+        ub[ub_rows] = roots[: ub_rows.size]
+        lb[lb_rows] = roots[ub_rows.size:]
+    ub[lb_at_max] = tau2_max[lb_at_max]
     return lb, ub
-
-
-def _q_root(d: _Dense, Ymc, rows, target, tau2_max, q_min, q_max):
-    if rows.size == 0:
-        return np.zeros(0)
-    roots, _ = brent_roots(_QMinus(Ymc, d.V, target, rows), np.zeros(rows.size), tau2_max[rows],
-                           q_min[rows] - target[rows], q_max[rows] - target[rows],
-                           tol=R_UNIROOT_TOL, maxiter=1000)
-    return roots
