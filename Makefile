@@ -27,6 +27,7 @@ site-check: run browser ## render the site headless and save site-check.png for 
 
 reference:             ## regenerate metafor reference values (needs Rscript with metafor)
 	Rscript reference/make_reference.R
+	Rscript reference/make_bias_reference.R
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -36,7 +36,7 @@ from .regression import ModelError, fit_regression
 from .results import PoolResult
 
 _EPS = np.finfo(float).eps
-MIN_STUDIES_FOR_TESTS = 10  # Cochrane Handbook (v6), section 13.3.5.4; Sterne et al. 2011, BMJ 343:d4002
+MIN_STUDIES_FOR_TESTS = 10  # Sterne et al. 2011, BMJ 343:d4002; Cochrane Handbook 5.1, section 10.4.3.1
 TRIMFILL_MAXITER = 100  # metafor's trimfill(maxiter = 100)
 
 
@@ -388,7 +388,7 @@ def bias_report(result: PoolResult, options: PoolOptions) -> BiasReport:
     warnings = list(result.warnings)
     if result.k < MIN_STUDIES_FOR_TESTS:
         warnings.append(f"k = {result.k} < {MIN_STUDIES_FOR_TESTS}: tests for funnel plot asymmetry are too "
-                        "weak to tell chance from real asymmetry (Cochrane Handbook, section 13.3.5.4)")
+                        "weak to tell chance from real asymmetry (Sterne et al. 2011; Cochrane Handbook 5.1, section 10.4.3.1)")
 
     def attempt(name, compute):
         try:
@@ -413,7 +413,7 @@ def render_bias_text(report: BiasReport) -> str:
     test = "Knapp-Hartung t" if r.ci_method == "knha" else "z"
     lines = [f"Small-study effects and sensitivity (k = {r.k}; {model}; {test} tests)", "",
              f"Tests for funnel plot asymmetry are shown only for k >= {MIN_STUDIES_FOR_TESTS}, as the "
-             "Cochrane Handbook advises (section 13.3.5.4).", ""]
+             "Cochrane Handbook advises (5.1, section 10.4.3.1).", ""]
     if r.k >= MIN_STUDIES_FOR_TESTS:
         lines += _test_lines(r) + [""]
     else:

@@ -176,5 +176,9 @@ def diff(revision, root):
         click.echo(line)
 
 
+from .cli_bias import bias  # noqa: E402  (commands in their own modules, registered here)
+
+main.add_command(bias)
+
 if __name__ == "__main__":
     main()
