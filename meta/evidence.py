@@ -17,6 +17,7 @@ import pandas as pd
 from .effects import GROUPS, ci_asymmetry_note, row_groups
 from .errors import Problem, SpecError
 from .sheets import check_effect_table, load_sheet, parse_sheet, read_text
+from .review import REVIEW_FILE, load_review
 from .specs import Spec, load_specs
 
 STUDY_COLUMNS = ("study_id", "first_author", "year", "title", "journal", "doi", "pmid", "design",
@@ -27,6 +28,7 @@ EFFECT_NUMBER_COLUMNS = tuple(dict.fromkeys(
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 PLAIN_NUMBER = re.compile(r"\d*\.\d+|\d+")
 GROUPED_NUMBER = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])")
+EXPONENT_NUMBER = re.compile(r"\d*\.?\d+[eE][-+]?\d+")
 ANALYSIS_KEY = ("outcome", "cancer_site", "sex", "cohort")
 
 
@@ -86,6 +88,10 @@ def validate_project(root: Path, overrides: dict[Path, str] | None = None) -> Re
         problems.append(Problem("bad-spec", str(err).split(":")[0], 0, "", str(err), "correct the spec"))
     for spec in specs:
         problems += check_spec(spec, sheets, root)
+    try:
+        load_review(root)
+    except SpecError as err:
+        problems.append(Problem("bad-review-file", REVIEW_FILE, 0, "", str(err), "correct review.toml"))
     return Report(problems, warnings, len(sheets), rows, len(specs))
 
 
@@ -178,15 +184,17 @@ def _allowed_values(frame, name, dictionary) -> list[Problem]:
 
 
 def quote_numbers(quote: str) -> list[float]:
-    """Every number written in a quote, read both plainly and with thousands separators ('1,234').
+    """Every number written in a quote, read plainly, with thousands separators ('1,234') and in
+    exponent notation ('5.0E-4', as RevMan files write small numbers).
 
     A CSV row quoted verbatim ('2,16539,10.8') holds comma-separated fields, so the plain reading
-    is always taken too; a number counts as quoted if either reading holds it.
+    is always taken too; a number counts as quoted if any reading holds it.
     """
     text = quote or ""
     plain = [float(token) for token in PLAIN_NUMBER.findall(text)]
     grouped = [float(token.replace(",", "")) for token in GROUPED_NUMBER.findall(text)]
-    return plain + grouped
+    exponent = [float(token) for token in EXPONENT_NUMBER.findall(text)]
+    return plain + grouped + exponent
 
 
 def _quote_problems(typed: pd.DataFrame, name: str) -> list[Problem]:
@@ -217,7 +225,8 @@ def _asymmetry_warnings(typed: pd.DataFrame, name: str) -> list[Problem]:
 def _duplicate_rows(frame, name) -> list[Problem]:
     problems = []
     effect_columns = [c for c in EFFECT_NUMBER_COLUMNS if c in frame.columns]
-    key_columns = ["study_id", "outcome", "cancer_site", "sex", "contrast", *effect_columns]
+    key_columns = [c for c in ("study_id", "outcome", "cancer_site", "sex", "contrast") if c in frame.columns]
+    key_columns += effect_columns
     seen = {}
     for number, row in frame.iterrows():
         key = tuple(str(row[c]) for c in key_columns)
@@ -226,12 +235,14 @@ def _duplicate_rows(frame, name) -> list[Problem]:
                                     "delete one of the two rows"))
         seen.setdefault(key, number)
     cohort_seen = {}
+    analysis_key = [c for c in ANALYSIS_KEY if c in frame.columns]
     for number, row in frame.iterrows():
-        key = tuple(str(row[c]) for c in ANALYSIS_KEY)
+        key = tuple(str(row[c]) for c in analysis_key)
         if key in cohort_seen:
+            where = " for ".join(str(row[c]) for c in ("outcome", "cancer_site") if c in frame.columns)
             problems.append(Problem("cohort-twice", name, number, "cohort",
-                                    f"cohort '{row['cohort']}' already gives {row['outcome']} for {row['cancer_site']} "
-                                    f"({row['sex']}) in row {cohort_seen[key]}",
+                                    f"cohort '{row['cohort']}' already gives {where} "
+                                    f"({row.get('sex', 'both')}) in row {cohort_seen[key]}",
                                     "keep one result per cohort per analysis (the most complete); note the other in MISSING.md"))
         cohort_seen.setdefault(key, number)
     return problems

@@ -15,11 +15,13 @@ import io
 import math
 from dataclasses import dataclass, fields
 
+from .review import Review
+
 HISTORY_COLUMNS = ("version_date", "analysis", "input_hash", "measure", "k", "estimate", "ci_lower",
                    "ci_upper", "pi_lower", "pi_upper", "tau2", "i2", "studies")
 SUMMARY_COLUMNS = ("Outcome", "Population", "Comparison", "Studies (k)", "Participants / events",
                    "Pooled estimate (95% CI)", "Prediction interval", "I\u00b2", "tau\u00b2", "Model",
-                   "Last updated", "Change since previous version")
+                   "Certainty (GRADE)", "Last updated", "Change since previous version")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -185,23 +187,40 @@ class SummaryRow:
     i2: str
     tau2: str
     model: str
+    certainty: str
     updated: str
     change: str
 
     def cells(self) -> list[str]:
         return [self.outcome, self.population, self.comparison, self.k, self.participants, self.estimate,
-                self.prediction, self.i2, self.tau2, self.model, self.updated, self.change]
+                self.prediction, self.i2, self.tau2, self.model, self.certainty, self.updated, self.change]
 
 
-def summary_markdown(rows: list[SummaryRow], date: str) -> str:
+def certainty_cells(records: list[dict]) -> tuple[list[str], list[str]]:
+    """The certainty cell of each analysis with footnote numbers, and the numbered footnotes."""
+    cells, notes = [], []
+    for record in records:
+        grade = record.get("certainty") or {}
+        marks = []
+        for reason in grade.get("reasons", []):
+            notes.append(f"{record['title']}: downgraded for {reason}")
+            marks.append(str(len(notes)))
+        cells.append(f"{grade.get('label', 'not rated')}" + (f" ({', '.join(marks)})" if marks else ""))
+    return cells, notes
+
+
+def summary_markdown(rows: list[SummaryRow], date: str, footnotes: list[str] = (),
+                     review: Review = Review()) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
-    lines = ["# Living summary of the exercise and cancer evidence", "",
-             f"Version of {date}. Pooled with random-effects models; ratios below 1 and negative "
-             "standardised mean differences favour more activity or exercise where the outcome is harmful.", "",
+    lines = [f"# Living summary: {review.title}", "", f"Version of {date}. {review.description}", "",
              "| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
     lines += ["| " + " | ".join(cell(c) for c in r.cells()) + " |" for r in rows]
+    if footnotes:
+        lines += ["", "Certainty: GRADE-style, computed from the data (see docs/METHODS.md); start high for "
+                  "randomised trials, low for cohorts.", ""]
+        lines += [f"{n}. {note}" for n, note in enumerate(footnotes, start=1)]
     return "\n".join(lines) + "\n"
 
 
@@ -229,8 +248,8 @@ def safe_csv_cell(text: str) -> str:
     return text
 
 
-def summary_html_table(rows: list[SummaryRow], link=lambda r: None) -> str:
-    """The summary as an HTML table; every cell escaped."""
+def summary_html_table(rows: list[SummaryRow], link=lambda r: None, footnotes: list[str] = ()) -> str:
+    """The summary as an HTML table (and its numbered footnotes); every cell escaped."""
     head = "".join(f"<th scope=\"col\">{html.escape(c)}</th>" for c in SUMMARY_COLUMNS)
     body = []
     for r in rows:
@@ -239,4 +258,6 @@ def summary_html_table(rows: list[SummaryRow], link=lambda r: None) -> str:
         if target:
             cells[0] = f"<a href=\"{html.escape(target)}\">{cells[0]}</a>"
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f"<table class=\"summary\">\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n"
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in footnotes)
+    return (f"<table class=\"summary\">\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body)
+            + "\n</tbody>\n</table>\n" + (f"<ol class=\"footnotes\">{notes}</ol>\n" if notes else ""))

@@ -259,6 +259,42 @@ def cumulative_plot(title: str, steps: list[tuple[str, PoolResult]]) -> plt.Figu
     return fig
 
 
+def funnel_plot(title: str, result: PoolResult, filled_yi=(), filled_vi=()) -> plt.Figure:
+    """Contour-enhanced funnel plot (Peters et al. 2008, J Clin Epidemiol 61:991).
+
+    Effects against their standard errors (axis inverted); shaded contours mark where a single
+    study would be significant at p < 0.10, 0.05 and 0.01 against no effect; the pooled estimate
+    with its pseudo 95% limits; studies added by trim-and-fill as open circles.
+    """
+    yi, se = np.array(result.yi), np.sqrt(np.array(result.vi))
+    fy, fse = np.array(filled_yi, dtype=float), np.sqrt(np.array(filled_vi, dtype=float))
+    top = 1.08 * max(se.max(), fse.max() if fse.size else 0.0)
+    grid = np.array([0.0, top])
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.5, 5), dpi=DPI)
+        span = max(np.abs(yi).max(), np.abs(fy).max() if fy.size else 0.0, 2.6 * top) * 1.05
+        ax.fill_betweenx(grid, -span, span, color="#e6e6e6", lw=0, label="p < 0.01")
+        for z, colour, label in ((2.5758, "#bfbfbf", "0.01 < p < 0.05"), (1.9600, "#8c8c8c", "0.05 < p < 0.10"),
+                                 (1.6449, "#ffffff", "p > 0.10")):
+            ax.fill_betweenx(grid, -z * grid, z * grid, color=colour, label=label, lw=0)
+        est = result.estimate
+        ax.plot([est, est - 1.96 * top], [0, top], color="black", lw=0.7, ls="--")
+        ax.plot([est, est + 1.96 * top], [0, top], color="black", lw=0.7, ls="--")
+        ax.axvline(est, color="#b22222", lw=1.2, label="pooled estimate")
+        ax.scatter(yi, se, s=28, color="#1f4e79", zorder=3, label="studies")
+        if fy.size:
+            ax.scatter(fy, fse, s=28, facecolors="white", edgecolors="#1f4e79", zorder=3,
+                       label="added by trim-and-fill")
+        ax.set_ylim(top, 0)
+        ax.set_xlim(min(yi.min(), est - 1.96 * top, fy.min() if fy.size else 0) - 0.05 * span,
+                    max(yi.max(), est + 1.96 * top, fy.max() if fy.size else 0) + 0.05 * span)
+        ax.set_ylabel("Standard error")
+        ax.set_xlabel(("log " if result.is_ratio else "") + _measure_name(result))
+        ax.legend(loc="lower right", fontsize=7, frameon=True)
+        ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    return fig
+
+
 def warm_up() -> None:
     """Draw a tiny figure so that fonts and caches are loaded (once per process)."""
     fig = plt.figure(figsize=(1, 1))

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,22 +22,26 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .bias import bias_report
+from .certainty import rate
 from .distributions import chi2_sf, norm_isf
 from .effects import EffectSizes, compute_effects
 from .errors import SheetError
 from .evidence import validate_project
 from .living import (
-    SummaryRow, Version, changes_text, describe_change, history_text, latest, previous, read_history,
+    SummaryRow, Version, certainty_cells, changes_text, describe_change, history_text, latest, previous, read_history,
     stored, summary_csv, summary_markdown, update_history,
 )
 from .options import PoolOptions
 from .pooling import pool_batch
 from .results import PoolResult, result_from_fit
+from .review import load_review
 from .sheets import check_effect_table, load_sheet
 from .specs import Spec, load_specs
 from .storage import write_if_changed
 
 OUTPUT = Path("analyses") / "output"
+PLOTS = ("forest", "cumulative", "funnel")
 
 
 @dataclass
@@ -54,6 +58,8 @@ class AnalysisRun:
     subgroup_test: object = None
     cumulative: list = field(default_factory=list)
     subgroup_of: list = field(default_factory=list)
+    fixed: PoolResult | None = None
+    bias: object = None
 
     @property
     def changed(self) -> bool:
@@ -143,7 +149,7 @@ def _cached(root: Path, name: str, input_hash: str) -> dict | None:
         record = json.loads((folder / "analysis.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    files = ("forest.png", "forest.svg", "cumulative.png", "cumulative.svg")
+    files = [f"{plot}.{fmt}" for plot in PLOTS for fmt in ("png", "svg")]
     if record.get("input_hash") != input_hash or not all((folder / f).exists() for f in files):
         return None
     return record
@@ -162,6 +168,8 @@ def _fit(runs: list[AnalysisRun]) -> None:
     for r in runs:
         e = r.effects
         jobs.append((r.spec.pool_options, e, lambda res, r=r: setattr(r, "result", res)))
+        fixed_options = replace(r.spec.pool_options, method="FE", ci="z")
+        jobs.append((fixed_options, e, lambda res, r=r: setattr(r, "fixed", res)))
         order = sorted(range(e.k), key=lambda i: (_year(e.years[i]), e.labels[i]))
         r.cumulative = [None] * e.k
         for step in range(e.k):
@@ -190,6 +198,7 @@ def _fit(runs: list[AnalysisRun]) -> None:
     for r in runs:
         r.subgroups.sort(key=lambda item: item[0])
         r.subgroup_test = _subgroup_test([res for _, res in r.subgroups]) if len(r.subgroups) > 1 else None
+        r.bias = bias_report(r.result, r.spec.pool_options) if r.effects.k >= 2 else None
 
 
 def _year(value) -> float:
@@ -229,7 +238,7 @@ def _render_all(runs: list[AnalysisRun]) -> list[dict[Path, bytes]]:
 
 def _render(r: AnalysisRun) -> dict[Path, bytes]:
     """Forest and cumulative plots of one analysis as {path: bytes} (PNG and SVG)."""
-    from .plots import ForestData, Subgroup, cumulative_plot, figure_bytes, forest_plot
+    from .plots import ForestData, Subgroup, cumulative_plot, figure_bytes, forest_plot, funnel_plot
 
     folder = OUTPUT / r.spec.name
     data = ForestData(title=r.spec.title, result=r.result, favours=r.spec.favours,
@@ -240,10 +249,16 @@ def _render(r: AnalysisRun) -> dict[Path, bytes]:
     files = {}
     for stem, figure, tight in (
             ("forest", forest_plot(data), False),
-            ("cumulative", cumulative_plot(f"{r.spec.title}: cumulative by publication year", steps), True)):
+            ("cumulative", cumulative_plot(f"{r.spec.title}: cumulative by publication year", steps), True),
+            ("funnel", funnel_plot(f"{r.spec.title}: funnel plot", r.result, *_filled(r)), False)):
         for fmt, content in figure_bytes(figure, tight).items():
             files[folder / f"{stem}.{fmt}"] = content
     return files
+
+
+def _filled(r: AnalysisRun) -> tuple[tuple, tuple]:
+    tf = r.bias.trimfill if r.bias is not None else None
+    return (tf.filled_yi, tf.filled_vi) if tf is not None else ((), ())
 
 
 def _year_text(value) -> str:
@@ -267,10 +282,13 @@ def _record(r: AnalysisRun, studies: dict) -> dict:
             "weight": round(weights[label], 6), "study_id": _text(row.get("study_id")),
             "doi": publication.get("doi", ""), "pmid": publication.get("pmid", ""),
             "source_url": _text(row.get("source_url")), "source_location": _text(row.get("source_location")),
+            "design": _text(row.get("design")), "risk_of_bias": _text(row.get("risk_of_bias")),
+            "indirectness": _text(row.get("indirectness")),
         })
     participants, events = _totals(rows)
     spec = r.spec
-    return {
+    fixed = r.fixed
+    record = {
         "analysis": spec.name, "input_hash": r.input_hash, "title": spec.title, "outcome": spec.outcome,
         "population": spec.population, "comparison": spec.comparison, "rationale": spec.rationale,
         "sheet": str(spec.sheet.name), "measure": res.measure, "method": res.method, "ci_method": res.ci_method,
@@ -280,7 +298,12 @@ def _record(r: AnalysisRun, studies: dict) -> dict:
                        "ci_upper": s.back(s.ci_upper), "i2": s.i2} for level, s in r.subgroups],
         "subgroup_test": None if r.subgroup_test is None else
         {"q": r.subgroup_test.q, "df": r.subgroup_test.df, "p": r.subgroup_test.p},
+        "fixed_effect": {"estimate": fixed.back(fixed.estimate), "ci_lower": fixed.back(fixed.ci_lower),
+                         "ci_upper": fixed.back(fixed.ci_upper)},
+        "bias": _rounded(r.bias.to_dict()) if r.bias is not None else None,
     }
+    record["certainty"] = rate(record).to_dict()
+    return record
 
 
 def _rounded(data):
@@ -347,18 +370,24 @@ def _publish_living(root: Path, records: list[dict], date: str, write) -> list[s
         existing = changes_path.read_text() if changes_path.exists() else ""
         lines = [describe_change(old_latest.get(v.analysis), v, titles[v.analysis]) for v in added]
         write(Path("analyses") / "CHANGES.md", changes_text(existing, date, lines))
-    rows = [summary_row(rec, versions) for rec in records]
+    rows, footnotes = summary_rows(records, versions)
     newest = max((v.version_date for v in versions), default=date)
-    write(OUTPUT / "summary.md", summary_markdown(rows, newest))
+    write(OUTPUT / "summary.md", summary_markdown(rows, newest, footnotes, load_review(root)))
     write(OUTPUT / "summary.csv", summary_csv(rows))
     from .living import summary_html_table
 
     write(OUTPUT / "summary.html", "<!doctype html>\n<meta charset=\"utf-8\">\n<title>Living summary</title>\n"
-          + summary_html_table(rows))
+          + summary_html_table(rows, footnotes=footnotes))
     return [v.analysis for v in added]
 
 
-def summary_row(record: dict, versions: list[Version]) -> SummaryRow:
+def summary_rows(records: list[dict], versions: list[Version]) -> tuple[list[SummaryRow], list[str]]:
+    """Every summary row, with the certainty footnotes numbered across the table."""
+    cells, footnotes = certainty_cells(records)
+    return [summary_row(rec, versions, cell) for rec, cell in zip(records, cells)], footnotes
+
+
+def summary_row(record: dict, versions: list[Version], certainty: str) -> SummaryRow:
     res = record["result"]
     v = latest(versions)[record["analysis"]]
     before = previous(versions, record["analysis"])
@@ -378,4 +407,4 @@ def summary_row(record: dict, versions: list[Version]) -> SummaryRow:
         comparison=record["comparison"], k=str(k), participants="; ".join(counts) or "not reported",
         estimate=f"{record['measure']} {v.estimate:.2f} ({v.ci_lower:.2f} to {v.ci_upper:.2f})",
         prediction=prediction, i2=f"{res['i2']:.0f}%", tau2=f"{res['tau2']:.4f}", model=model,
-        updated=v.version_date, change=change)
+        certainty=certainty, updated=v.version_date, change=change)

@@ -14,7 +14,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import __version__
 from .living import read_history
-from .run import OUTPUT, summary_row
+from .review import load_review
+from .run import OUTPUT, PLOTS, summary_rows
 
 SITE = Path("site")
 
@@ -24,22 +25,23 @@ def build_site(root: Path, records: list[dict], write) -> None:
     env = Environment(loader=PackageLoader("meta", "templates"), autoescape=select_autoescape(["html"]))
     history = root / "analyses" / "history.csv"
     versions = read_history(history.read_text() if history.exists() else "")
-    rows = [summary_row(rec, versions) for rec in records]
+    rows, footnotes = summary_rows(records, versions)
     from .living import summary_html_table
 
-    table = summary_html_table(rows, link=lambda r: f"#{r.analysis}")
+    table = summary_html_table(rows, link=lambda r: f"#{r.analysis}", footnotes=footnotes)
     changes_file = root / "analyses" / "CHANGES.md"
     changes = parse_changes(changes_file.read_text() if changes_file.exists() else "")
     newest = max((v.version_date for v in versions), default="")
+    review = load_review(root)
     page = env.get_template("site.html").render(
-        title="Exercise, physical activity and cancer: a living evidence synthesis", version=newest,
+        title=review.title, description=review.description, version=newest,
         summary_table=table, analyses=records, changes=changes, toolkit_version=__version__)
     write(SITE / "index.html", page)
     write(SITE / "style.css", env.loader.get_source(env, "style.css")[0])
     for name in ("summary.csv", "summary.md"):
         write(SITE / name, (root / OUTPUT / name).read_bytes())
     for rec in records:
-        for plot in ("forest", "cumulative"):
+        for plot in PLOTS:
             for fmt in ("png", "svg"):
                 source = root / OUTPUT / rec["analysis"] / f"{plot}.{fmt}"
                 write(SITE / "plots" / f"{rec['analysis']}-{plot}.{fmt}", source.read_bytes())

@@ -59,7 +59,7 @@ def test_first_run_writes_every_output(project):
     specs = sorted(p.stem for p in (project / "analyses").glob("*.toml"))
     assert len(specs) >= 6
     for name in specs:
-        for plot in ("forest", "cumulative"):
+        for plot in ("forest", "cumulative", "funnel"):
             for fmt in ("png", "svg"):
                 assert (project / "analyses/output" / name / f"{plot}.{fmt}").stat().st_size > 1000
                 assert (project / "site/plots" / f"{name}-{plot}.{fmt}").exists()

@@ -17,7 +17,7 @@ def test_site_shows_table_and_every_plot(project, tmp_path):  # noqa: F811
     summary = list(csv.DictReader((project / "analyses/output/summary.csv").open()))
     assert view.summary_rows == len(summary)
     assert view.analyses == len(summary)
-    expected = {f"plots/{r['analysis']}-{plot}.png" for r in summary for plot in ("forest", "cumulative")}
+    expected = {f"plots/{r['analysis']}-{plot}.png" for r in summary for plot in ("forest", "cumulative", "funnel")}
     assert {src for src, _ in view.images} == expected
     assert all(shown for _, shown in view.images), [src for src, ok in view.images if not ok]
     for r in summary:

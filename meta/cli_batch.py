@@ -1,0 +1,86 @@
+"""The ``meta batch`` command: pool every analysis of a long file; no statistics here.
+
+Registered on the main group in cli.py (``main.add_command(batch)``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .batch import DEFAULT_CHUNK_ROWS, dask_client, open_long_file, run_batch, write_results
+from .errors import MetaError
+from .options import CI_METHODS, I2_DEFINITIONS, MEASURES, METHODS, EffectOptions, PoolOptions
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--measure", required=True, type=click.Choice(MEASURES), help="Effect measure.")
+@click.option("--method", default="REML", show_default=True, type=click.Choice(METHODS),
+              help="Estimator of tau^2 (FE: fixed effect).")
+@click.option("--ci", "ci_method", default="z", show_default=True, type=click.Choice(CI_METHODS),
+              help="Interval for the mean: z, or knha (Knapp-Hartung, t on k-1 df).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Results file, CSV or Parquet by its extension (.csv, .parquet); CSV on stdout if omitted.")
+@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "dask"]),
+              help="Pool here, or on a dask.distributed cluster.")
+@click.option("--scheduler", default=None,
+              help="Address of a dask scheduler (tcp://host:8786) for --engine dask; "
+                   "a local cluster of one process per core if omitted.")
+@click.option("--chunk-size", default=DEFAULT_CHUNK_ROWS, show_default=True, type=click.IntRange(min=1),
+              help="Rows read at a time; memory grows with it, not with the file.")
+@click.option("--md-variance", default="unequal", show_default=True,
+              type=click.Choice(["unequal", "pooled"]), help="MD variance from the two SDs or the pooled SD.")
+@click.option("--zero-cells", default="keep", show_default=True, type=click.Choice(["keep", "drop"]),
+              help="keep: add 0.5 to tables with a zero cell (metafor); drop: leave out double-zero RR/OR studies.")
+@click.option("--level", default=95.0, show_default=True, type=float, help="Confidence level in percent.")
+@click.option("--i2", "i2_definition", default="typical", show_default=True, type=click.Choice(I2_DEFINITIONS),
+              help="I^2 from the typical (metafor) or the mean within-study variance.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+def batch(path, measure, method, ci_method, out, engine, scheduler, chunk_size, md_variance, zero_cells,
+          level, i2_definition, progress):
+    """Pool every analysis of PATH, a long CSV or Parquet file: one result row per analysis.
+
+    PATH has a column 'analysis' and the effect columns of any group (yi+vi or yi+sei;
+    estimate+ci_lower+ci_upper; events+n; means+SDs+n), the rows of each analysis next to each
+    other. Output columns: analysis, the results contract (k ... q_p; exp() of the estimate and
+    intervals for ratio measures), converged and iterations. Analyses whose estimator did not
+    converge are flagged converged=false (and counted on stderr).
+
+    Example: meta batch trials.parquet --measure SMD --method REML --ci knha --out results.parquet
+    """
+    from .cli import fail  # here, not at the top: cli.py imports this module
+
+    if scheduler and engine != "dask":
+        fail(MetaError("--scheduler needs --engine dask"))
+    try:
+        effect_options = EffectOptions(measure, md_variance=md_variance, zero_cells=zero_cells)
+        pool_options = PoolOptions(method=method, ci=ci_method, level=level, i2_definition=i2_definition)
+        source = open_long_file(path)
+        with click.progressbar(length=source.size, label="pooling", file=sys.stderr,
+                               hidden=not progress) as bar:
+            def advance(position):
+                bar.update(position - bar.pos)
+
+            if engine == "dask":
+                with dask_client(scheduler) as client:
+                    summary = _write(source, effect_options, pool_options, chunk_size, client, advance, out)
+            else:
+                summary = _write(source, effect_options, pool_options, chunk_size, None, advance, out)
+    except MetaError as error:
+        fail(error)
+    where = f" to {out}" if out else ""
+    click.echo(f"{summary.analyses} analyses pooled{where}", err=True)
+    if summary.not_converged:
+        click.echo(f"warning: {summary.not_converged} analyses did not converge (converged=false); "
+                   "their numbers are not reliable", err=True)
+
+
+def _write(source, effect_options, pool_options, chunk_size, client, advance, out):
+    frames = run_batch(source, effect_options, pool_options, chunk_size, client, advance)
+    if out:
+        return write_results(frames, out)
+    sys.stdout.flush()
+    return write_results(frames, None, sys.stdout.buffer)
