@@ -52,7 +52,7 @@ def add_row(root: Path, sheet: Path, values: dict[str, str]) -> int:
         if unknown:
             raise AddError(f"column(s) {', '.join(unknown)} are not in {sheet.name}; its columns are: {', '.join(header)}")
         candidate = append_line(original, header, values)
-        number = len(frame) + 1
+        number = len(list(csv.reader(io.StringIO(candidate, newline="")))) - 1  # blank rows count too
         before = {str(p) for p in validate_project(root).problems}
         after = validate_project(root, overrides={sheet: candidate}).problems
         new = [p for p in after if str(p) not in before]

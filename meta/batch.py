@@ -15,6 +15,7 @@ flagged rather than silently wrong.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -64,6 +65,7 @@ class LongFile:
     kind: str  # "csv" or "parquet"
     columns: tuple[str, ...]  # effect columns present, in vocabulary order
     size: int  # bytes (CSV) or rows (Parquet): the unit of ``chunks``' progress positions
+    raw_names: tuple[str, ...]  # the header as written (CSV names may carry spaces)
 
     @property
     def name(self) -> str:
@@ -77,17 +79,25 @@ class LongFile:
 
             start = 0
             reader = pq.ParquetFile(self.path, pre_buffer=False)  # pre-buffering holds the whole file
-            for batch in reader.iter_batches(batch_size=chunk_rows, columns=wanted):
-                if batch.num_rows == 0:
-                    continue
-                frame = batch.to_pandas()
-                frame.index = pd.RangeIndex(start, start + len(frame))
-                start += len(frame)
-                yield frame, start
-            return
+            batches = reader.iter_batches(batch_size=chunk_rows, columns=wanted)
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+                except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+                    raise SheetError([Problem("not-parquet", self.name, start + 1, "",
+                                              f"the file cannot be read from here on ({err})",
+                                              "write the file again with a Parquet writer")]) from None
+                if batch.num_rows:
+                    frame = batch.to_pandas()
+                    frame.index = pd.RangeIndex(start, start + len(frame))
+                    start += len(frame)
+                    yield frame, start
         with open(self.path, "rb") as handle:
-            reader = pd.read_csv(handle, usecols=wanted, dtype={"analysis": str}, chunksize=chunk_rows,
-                                 encoding="utf-8-sig")
+            # every column is read (not usecols), so that a row with extra fields is an error
+            reader = pd.read_csv(handle, chunksize=chunk_rows, encoding="utf-8-sig",
+                                 dtype={c: str for c in self.raw_names if c.strip() == "analysis"})
             while True:
                 try:
                     frame = next(reader)
@@ -99,10 +109,11 @@ class LongFile:
                                               "save the file as CSV UTF-8")]) from None
                 except (pd.errors.ParserError, ValueError) as err:
                     raise SheetError([Problem("malformed-csv", self.name, 0, "",
-                                              f"the CSV cannot be parsed ({str(err).strip()})",
-                                              "check quoting and that every row has the header's fields")]) from None
+                                              f"the CSV cannot be parsed ({str(err).strip()}; lines count "
+                                              "from the header)", "quote fields that contain commas; remove "
+                                              "stray separators")]) from None
                 if len(frame):
-                    yield frame, handle.tell()
+                    yield frame.rename(columns=str.strip)[wanted], handle.tell()
 
 
 def open_long_file(path: Path) -> LongFile:
@@ -119,14 +130,15 @@ def open_long_file(path: Path) -> LongFile:
         raise SheetError([Problem("unreadable-file", name, 0, "", f"the file cannot be read ({err.strerror})",
                                   "check that it is a readable file")]) from None
     if magic == b"PAR1" or path.suffix.lower() in (".parquet", ".pq"):
-        header, size = _parquet_header(path)
+        raw, size = _parquet_header(path)
         kind = "parquet"
     elif magic.startswith(b"PK\x03\x04"):
         raise SheetError([Problem("not-csv", name, 0, "", "this is a ZIP/XLSX workbook, not a CSV file",
                                   "save the sheet as CSV (UTF-8) or Parquet")])
     else:
-        header, size = _csv_header(path), path.stat().st_size
+        raw, size = _csv_header(path), path.stat().st_size
         kind = "csv"
+    header = [name.strip() for name in raw]
     problems = []
     duplicated = sorted({c for c in header if header.count(c) > 1})
     for column in duplicated:
@@ -142,7 +154,7 @@ def open_long_file(path: Path) -> LongFile:
                                 "add one group: yi+vi, estimate+ci_lower+ci_upper, events+n, or means+SDs+n"))
     if problems:
         raise SheetError(problems)
-    return LongFile(path, kind, columns, size)
+    return LongFile(path, kind, columns, size, tuple(raw))
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -157,7 +169,7 @@ def _csv_header(path: Path) -> list[str]:
     if not header:
         raise SheetError([Problem("empty-sheet", str(path), 0, "", "the file is empty (no header, no rows)",
                                   "add a header line and one row per study result")])
-    return [h.strip() for h in header]
+    return header
 
 
 def _parquet_header(path: Path) -> tuple[list[str], int]:
@@ -184,22 +196,23 @@ class Chunk:
 def whole_analyses(chunks: Iterable[tuple[pd.DataFrame, int]], name: str) -> Iterator[Chunk]:
     """Re-cut raw chunks at analysis boundaries, carrying a split analysis into the next chunk.
 
-    Raises SheetError if an analysis reappears after other analyses (rows not contiguous).
+    One raw chunk is read ahead, so the last chunk keeps its last analysis. Raises SheetError if
+    an analysis reappears after other analyses (its rows not contiguous).
     """
     seen: set = set()
+    raw = iter(chunks)
+    current = next(raw, None)
     carry = None
-    for frame, position in chunks:
+    while current is not None:
+        frame, position = current
+        current = next(raw, None)
         if carry is not None:
             frame = pd.concat([carry, frame])
-        ids = frame["analysis"]
-        codes, _ = pd.factorize(ids, use_na_sentinel=False)
-        cut = _last_run_start(codes)
+        codes, _ = pd.factorize(frame["analysis"], use_na_sentinel=False)
+        cut = len(frame) if current is None else _last_run_start(codes)
         carry = frame.iloc[cut:]
         if cut:
             yield _chunk(frame.iloc[:cut], codes[:cut], position, seen, name)
-    if carry is not None and len(carry):
-        codes, _ = pd.factorize(carry["analysis"], use_na_sentinel=False)
-        yield _chunk(carry, codes, position, seen, name)
 
 
 def _last_run_start(codes: np.ndarray) -> int:
@@ -216,7 +229,7 @@ def _chunk(frame, codes, position, seen: set, name) -> Chunk:
         first = {}
         for start, label in zip(starts, run_ids):
             if label in seen or label in first:
-                where = f"first in row {first[label]}" if label in first else "in an earlier chunk"
+                where = f"first seen in row {first[label]}" if label in first else "it appears earlier in the file"
                 problems.append(Problem("split-analysis", name, int(frame.index[start]) + 1, "analysis",
                                         f"the rows of analysis '{label}' continue here after other analyses "
                                         f"({where})", "sort the file so that the rows of each analysis are together"))
@@ -512,14 +525,14 @@ def results_frame(ids: pd.Series, fit: dict, effect_options: EffectOptions,
     n = len(ids)
     data = {"analysis": ids, "k": fit["k"], "measure": np.full(n, effect_options.measure),
             "method": np.full(n, pool_options.method), "ci_method": np.full(n, pool_options.ci)}
-    for name in CONTRACT_FIELDS[4:]:
-        data[name] = fit[name]
-    if effect_options.measure in RATIO_MEASURES:
+    for name in CONTRACT_FIELDS:
+        data.setdefault(name, fit.get(name))
+    if effect_options.measure in RATIO_MEASURES:  # math.exp, as PoolResult.back (np.exp can differ by an ulp)
         for name in BACK_TRANSFORMED:
-            data[f"{name}_exp"] = np.exp(fit[name])
+            data[f"{name}_exp"] = np.fromiter(map(math.exp, fit[name].tolist()), float, count=n)
     data["converged"] = fit["converged"]
     data["iterations"] = fit["iterations"]
-    return pd.DataFrame(data)
+    return pd.DataFrame(data, columns=list(output_columns(effect_options.measure)))
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,27 @@ for bad input.
 from __future__ import annotations
 
 import datetime
+import math
 import sys
 from pathlib import Path
 
 import click
 
 from .analysis import pool_sheet
-from .errors import MetaError, SheetError
+from .errors import MetaError, OptionError, SheetError
 from .evidence import validate_project
 from .options import CI_METHODS, I2_DEFINITIONS, MEASURES, METHODS, EffectOptions, PoolOptions
 from .results import render_text
+
+MAX_LOG = math.log(sys.float_info.max)  # exp() of more overflows
+
+
+def reportable(result) -> bool:
+    """The estimate, its CI and tau^2 are finite, and for ratio measures so is exp() of every limit."""
+    if not all(math.isfinite(getattr(result, name)) for name in ("estimate", "se", "ci_lower", "ci_upper", "tau2")):
+        return False
+    limits = ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper")
+    return not result.is_ratio or all(getattr(result, name) < MAX_LOG for name in limits)
 
 
 def fail(error: MetaError) -> None:
@@ -59,8 +70,14 @@ def pool(sheet, measure, method, ci_method, md_variance, zero_cells, level, i2_d
     try:
         result = pool_sheet(sheet, EffectOptions(measure, md_variance=md_variance, zero_cells=zero_cells),
                             PoolOptions(method=method, ci=ci_method, level=level, i2_definition=i2_definition))
-    except MetaError as error:
+    except (SheetError, OptionError) as error:
         fail(error)
+    except MetaError as error:  # about rows of the sheet: say which file
+        fail(MetaError(f"{sheet}: {error}"))
+    if not reportable(result):
+        why = f"the {method} estimator did not converge" if not result.converged else "the numbers are too extreme"
+        fail(MetaError(f"{sheet}: the pooled result or its interval is not finite ({why}); check the rows with "
+                       "the smallest and largest variances, or choose another estimator (e.g. --method DL)"))
     if as_json:
         click.echo(result.to_json())
     else:
@@ -179,6 +196,12 @@ def diff(revision, root):
 from .cli_bias import bias  # noqa: E402  (commands in their own modules, registered here)
 
 main.add_command(bias)
+
+from .cli_review import export, import_command, init  # noqa: E402
+
+main.add_command(init)
+main.add_command(import_command)
+main.add_command(export)
 
 if __name__ == "__main__":
     main()

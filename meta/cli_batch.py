@@ -5,6 +5,7 @@ Registered on the main group in cli.py (``main.add_command(batch)``).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -59,16 +60,13 @@ def batch(path, measure, method, ci_method, out, engine, scheduler, chunk_size, 
         effect_options = EffectOptions(measure, md_variance=md_variance, zero_cells=zero_cells)
         pool_options = PoolOptions(method=method, ci=ci_method, level=level, i2_definition=i2_definition)
         source = open_long_file(path)
-        with click.progressbar(length=source.size, label="pooling", file=sys.stderr,
-                               hidden=not progress) as bar:
-            def advance(position):
-                bar.update(position - bar.pos)
-
-            if engine == "dask":
-                with dask_client(scheduler) as client:
-                    summary = _write(source, effect_options, pool_options, chunk_size, client, advance, out)
-            else:
-                summary = _write(source, effect_options, pool_options, chunk_size, None, advance, out)
+        with contextlib.ExitStack() as stack:
+            bar = (stack.enter_context(click.progressbar(length=source.size, label="pooling", file=sys.stderr))
+                   if progress else None)
+            client = stack.enter_context(dask_client(scheduler)) if engine == "dask" else None
+            frames = run_batch(source, effect_options, pool_options, chunk_size, client,
+                               None if bar is None else lambda position: bar.update(position - bar.pos))
+            summary = write_results(frames, out) if out else write_results(frames, None, sys.stdout.buffer)
     except MetaError as error:
         fail(error)
     where = f" to {out}" if out else ""
@@ -76,11 +74,3 @@ def batch(path, measure, method, ci_method, out, engine, scheduler, chunk_size, 
     if summary.not_converged:
         click.echo(f"warning: {summary.not_converged} analyses did not converge (converged=false); "
                    "their numbers are not reliable", err=True)
-
-
-def _write(source, effect_options, pool_options, chunk_size, client, advance, out):
-    frames = run_batch(source, effect_options, pool_options, chunk_size, client, advance)
-    if out:
-        return write_results(frames, out)
-    sys.stdout.flush()
-    return write_results(frames, None, sys.stdout.buffer)

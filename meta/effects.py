@@ -87,8 +87,12 @@ def row_groups(table: pd.DataFrame) -> list[list[str]]:
     return groups
 
 
+@np.errstate(all="ignore")  # numbers too extreme give inf or 0 instead of an exception; refused below
 def compute_effects(table: pd.DataFrame, options: EffectOptions) -> EffectSizes:
-    """Effect sizes for every row of a checked sheet (numeric columns already numbers)."""
+    """Effect sizes for every row of a checked sheet (numeric columns already numbers).
+
+    Raises EffectError naming the rows whose effect size or variance is not a finite positive number.
+    """
     measure = options.measure
     labels, years, yis, vis, rows = [], [], [], [], []
     corrected, dropped, warnings = [], [], []
@@ -122,6 +126,11 @@ def compute_effects(table: pd.DataFrame, options: EffectOptions) -> EffectSizes:
         yis.append(yi)
         vis.append(vi)
         rows.append(int(number))
+    extreme = [f"row {r} ({label})" for r, label, y, v in zip(rows, labels, yis, vis)
+               if not (np.isfinite(y) and np.isfinite(v) and v > 0)]
+    if extreme:
+        raise EffectError(f"{'; '.join(extreme)}: the {measure} or its variance is not a finite positive number "
+                          "(the values are too extreme to compute it); check these rows")
     return EffectSizes(measure, tuple(labels), tuple(years), np.array(yis, dtype=float),
                        np.array(vis, dtype=float), tuple(rows), tuple(corrected),
                        tuple(dropped), tuple(warnings))
@@ -131,7 +140,7 @@ def _precomputed(row) -> tuple[float, float]:
     yi = float(row["yi"])
     if "vi" in row.index and pd.notna(row["vi"]):
         return yi, float(row["vi"])
-    return yi, float(row["sei"]) ** 2
+    return yi, np.float64(row["sei"]) ** 2
 
 
 def _ratio(row) -> tuple[float, float, str]:
@@ -164,8 +173,7 @@ def _rounding_half_unit(x: float) -> float:
 
 
 def _cells(row) -> tuple[float, float, float, float]:
-    a, n1 = float(row["events_treat"]), float(row["n_treat"])
-    c, n2 = float(row["events_ctrl"]), float(row["n_ctrl"])
+    a, n1, c, n2 = (np.float64(row[col]) for col in ("events_treat", "n_treat", "events_ctrl", "n_ctrl"))
     return a, n1 - a, c, n2 - c
 
 
@@ -191,8 +199,8 @@ def hedges_correction(m: float) -> float:
 
 
 def _continuous(row, measure: str, md_variance: str) -> tuple[float, float]:
-    m1, s1, n1 = float(row["mean_treat"]), float(row["sd_treat"]), float(row["n_treat"])
-    m2, s2, n2 = float(row["mean_ctrl"]), float(row["sd_ctrl"]), float(row["n_ctrl"])
+    m1, s1, n1 = (np.float64(row[c]) for c in ("mean_treat", "sd_treat", "n_treat"))
+    m2, s2, n2 = (np.float64(row[c]) for c in ("mean_ctrl", "sd_ctrl", "n_ctrl"))
     m = n1 + n2 - 2
     sp = np.sqrt(((n1 - 1) * s1**2 + (n2 - 1) * s2**2) / m)
     if measure == "MD":

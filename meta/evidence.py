@@ -236,7 +236,7 @@ def _duplicate_rows(frame, name) -> list[Problem]:
         seen.setdefault(key, number)
     cohort_seen = {}
     analysis_key = [c for c in ANALYSIS_KEY if c in frame.columns]
-    for number, row in frame.iterrows():
+    for number, row in (frame.iterrows() if "cohort" in frame.columns else ()):
         key = tuple(str(row[c]) for c in analysis_key)
         if key in cohort_seen:
             where = " for ".join(str(row[c]) for c in ("outcome", "cancer_site") if c in frame.columns)

@@ -27,13 +27,17 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .options import CI_METHODS, METHOD_NAMES, METHODS, check_choice
+from .effects import compute_effects
+from .errors import Problem, SheetError
+from .options import CI_METHODS, METHOD_NAMES, METHODS, EffectOptions, check_choice
 from .regression import ModelError, _inv_xwx, _p_matrix, estimate_tau2, fit_regression
+from .sheets import check_effect_table, load_sheet
 
 INTERCEPT = "intrcpt"  # metafor's name of the intercept
 _EPS = np.finfo(float).eps
@@ -274,6 +278,41 @@ def _pseudo_r2(y, v, X, fit, threshold, maxiter) -> tuple[float | None, str]:
     if tau2_0 == 0:
         return 0.0, ""
     return max(0.0, 100 * (tau2_0 - fit.tau2) / tau2_0), ""
+
+
+def metareg_sheet(path: Path, effect_options: EffectOptions, moderators: tuple[str, ...],
+                  categorical: tuple[str, ...] = (), method: str = "REML", test: str = "z") -> MetaRegression:
+    """Load and check a sheet as ``meta pool`` does, then regress its effect sizes on the
+    ``moderators`` columns: numeric where their values are numbers, categorical where they are all
+    text or named in ``categorical``. Raises SheetError listing every problem (a missing column, a
+    column mixing numbers and text) or ModelError."""
+    frame, problems = load_sheet(Path(path))
+    if problems:
+        raise SheetError(problems)
+    name = str(path)
+    typed, problems = check_effect_table(frame, name, effect_options.measure)
+    table = pd.DataFrame(index=frame.index)
+    for column in moderators:
+        if column not in frame.columns:
+            problems.append(Problem("missing-column", name, 0, column, f"the moderator column '{column}' is missing",
+                                    "name a column of the sheet with --mod"))
+            continue
+        values = frame[column].str.strip().replace("", math.nan)
+        numbers = pd.to_numeric(values, errors="coerce")
+        text = numbers.isna() & values.notna()
+        if text[values.notna()].all() or (column in categorical and text.any()):  # text: categorical
+            table[column] = values
+            continue
+        for number in frame.index[text]:
+            problems.append(Problem("not-a-number", name, int(number), column, f"'{values[number]}' is not a number",
+                                    f"write a number, or pass --factor {column} to treat it as categorical"))
+        table[column] = numbers
+    if problems:
+        raise SheetError(problems)
+    effects = compute_effects(typed, effect_options)
+    table = table.loc[list(effects.rows)]
+    return fit_metareg(effects.yi, effects.vi, table, method, test, categorical=tuple(categorical),
+                       studies=effects.labels)
 
 
 def render_metareg_text(result: MetaRegression) -> str:

@@ -5,7 +5,10 @@ studies of each. Analyses are stacked as the columns of dense (width, n) arrays,
 analysis j at [i, j]; analyses of similar k share one array, the shorter ones padded with y = 0
 and v = inf, so that their weights 1 / (v + tau^2) are exactly 0 and every sum over studies is the
 sum over the real ones. Every estimator is then a handful of array operations, summed down the
-columns, whatever the number of analyses; a single analysis is a batch of one.
+columns, whatever the number of analyses; a single analysis is a batch of one. Sums are plain
+sums (``sum``, ``einsum``) run study by study down C-ordered arrays of at least two columns
+(numpy sums a single column, or a column-major array, pairwise instead), so an analysis gets the
+same bits whatever else is in its batch or chunk.
 
 Estimators of tau^2 (intercept-only model; Viechtbauer 2005, J Educ Behav Stat 30:261; metafor's
 ``rma.uni`` documentation for each):
@@ -96,16 +99,26 @@ def pool_batch(yi: np.ndarray, vi: np.ndarray, sizes: np.ndarray, options: PoolO
     out["converged"] = np.ones(n, dtype=bool)
     percent: list | None = [None] * n if weights else None
     for rows, width in _buckets(sizes):
-        dense = _Dense.gather(yi, vi, starts[rows], sizes[rows], width)
-        part = _fit_dense(dense, options)
+        cols = _two_columns(rows)
+        part = _fit_dense(_Dense.gather(yi, vi, starts[cols], sizes[cols], width), options)
         W = part.pop("W")
         for name, values in part.items():
-            out[name][rows] = values
+            out[name][rows] = values[: rows.size]
         if percent is not None:
             share = 100.0 * W / W.sum(axis=0)
             for j, row in enumerate(rows):
                 percent[row] = share[: sizes[row], j]
     return BatchFit(weights=percent, **out)
+
+
+def _two_columns(cols: np.ndarray) -> np.ndarray:
+    """``cols``, with a lone column repeated.
+
+    numpy sums a single column in another order than the columns of a wider array (pairwise along
+    contiguous memory), so a fit would change in the last bits with what else is in the batch;
+    with at least two columns every analysis is summed study by study, in every batch.
+    """
+    return np.repeat(cols, 2) if cols.size == 1 else cols
 
 
 def _buckets(sizes: np.ndarray):
@@ -302,9 +315,9 @@ class _QMinus:
     def __call__(self, x, rows):
         if rows is not self._rows:
             self._rows = rows
-            cols = self.columns[rows]
-            self._Y, self._V, self._target = self.Y[:, cols], self.V[:, cols], self.target[rows]
-        return generalised_q(self._Y, self._V, x) - self._target
+            cols = _two_columns(self.columns[rows])
+            self._Y, self._V, self._target = self.Y.take(cols, axis=1), self.V.take(cols, axis=1), self.target[rows]
+        return generalised_q(self._Y, self._V, _two_columns(x))[: rows.size] - self._target
 
 
 def _paule_mandel(d: _Dense, Ymc, fe: _FixedEffectSums, opt):
@@ -379,18 +392,19 @@ def _fisher_scoring(d: _Dense, Ymc, opt):
             _halve_until_nonnegative(t, adj)
             loop += 1
             t = t + adj
-            tau2[work[alive]] = t[alive]
-            iterations[work[alive]] = loop
             still = np.abs(adj) > opt.threshold
             exhausted = alive & still & (loop > opt.maxiter)
+            stopped = alive & ~(still & ~exhausted)
             converged[work[exhausted]] = False
-            alive &= still & ~exhausted
+            tau2[work[stopped]] = t[stopped]
+            iterations[work[stopped]] = loop
+            alive &= ~stopped
             if 2 * alive.sum() <= alive.size:
-                work, Yw, Vw, kw, t = work[alive], Yw[:, alive], Vw[:, alive], kw[alive], t[alive]
-                alive = alive[alive]
+                keep = _two_columns(np.flatnonzero(alive))
+                work, kw, t, alive = work[keep], kw[keep], t[keep], alive[keep]
+                Yw, Vw = Yw.take(keep, axis=1), Vw.take(keep, axis=1)
     if method in ("ML", "REML"):
-        stuck = _stuck_at_local_maximum(d, Ymc, tau2, method == "REML", opt.threshold)
-        tau2 = np.where(stuck & converged, 0.0, tau2)
+        tau2[_stuck_at_local_maximum(d, Ymc, tau2, converged, method == "REML", opt.threshold)] = 0.0
     return tau2, iterations, converged
 
 
@@ -406,11 +420,17 @@ def _halve_until_nonnegative(t, adj):
         rows = rows[t[rows] + adj[rows] < 0]
 
 
-def _stuck_at_local_maximum(d: _Dense, Ymc, tau2, reml, threshold):
-    """metafor's ``ll0check``: a fit whose log-likelihood is below the one at tau^2 = 0."""
-    ll0 = log_likelihood(d, Ymc, np.zeros_like(tau2), reml)
-    ll = log_likelihood(d, Ymc, tau2, reml)
-    return (ll0 - ll > R_UNIROOT_TOL) & (tau2 > threshold)
+def _stuck_at_local_maximum(d: _Dense, Ymc, tau2, converged, reml, threshold):
+    """metafor's ``ll0check``: the converged fits with tau^2 > threshold whose log-likelihood is
+    below the one at tau^2 = 0 (columns, as indices)."""
+    cols = _two_columns(np.flatnonzero(converged & (tau2 > threshold)))
+    if cols.size == 0:
+        return cols
+    sub = _Dense(*(None if X is None else X.take(cols, axis=-1) for X in (d.Y, d.V, d.k, d.valid)))
+    Y = Ymc.take(cols, axis=1)
+    ll0 = log_likelihood(sub, Y, np.zeros(cols.size), reml)
+    ll = log_likelihood(sub, Y, tau2[cols], reml)
+    return cols[ll0 - ll > R_UNIROOT_TOL]
 
 
 def log_likelihood(d: _Dense, Y, tau2, reml: bool):

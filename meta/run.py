@@ -25,7 +25,7 @@ from . import __version__
 from .bias import bias_report
 from .certainty import rate
 from .distributions import chi2_sf, norm_isf
-from .effects import EffectSizes, compute_effects
+from .effects import EffectError, EffectSizes, compute_effects
 from .errors import SheetError
 from .evidence import validate_project
 from .living import (
@@ -129,7 +129,10 @@ def _prepare(root: Path, spec: Spec, studies: dict, force: bool) -> AnalysisRun:
                                          spec.effect_options.measure)
     if problems:
         raise SheetError(problems)
-    effects = compute_effects(typed, spec.effect_options)
+    try:
+        effects = compute_effects(typed, spec.effect_options)
+    except EffectError as error:
+        raise EffectError(f"{spec.sheet.relative_to(root.resolve())} (analysis {spec.name}): {error}") from None
     digest = hashlib.sha256()
     digest.update(f"meta {__version__}\n".encode())
     digest.update(spec.path.read_bytes())

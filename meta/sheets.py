@@ -60,23 +60,25 @@ def parse_sheet(text: str, name: str) -> tuple[pd.DataFrame | None, list[Problem
     if not text.strip():
         return None, [Problem("empty-sheet", name, 0, "", "the sheet is empty (no header, no rows)",
                               "add a header line and one row per study result")]
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        rows = list(reader)
     except csv.Error as err:
-        return None, [Problem("malformed-csv", name, 0, "", f"the CSV cannot be parsed ({err})",
+        return None, [Problem("malformed-csv", name, 0, "", f"the CSV cannot be parsed at line {reader.line_num} ({err})",
                               "check quoting: a field with commas or quotes must be in double quotes")]
     header = [h.strip() for h in rows[0]]
     problems += _header_problems(header, name)
-    body = [r for r in rows[1:] if any(cell.strip() for cell in r)]
-    for number, r in enumerate(body, start=1):
+    # blank rows are left out but keep their numbers, so messages name the row a spreadsheet shows
+    body = [(number, r) for number, r in enumerate(rows[1:], start=1) if any(cell.strip() for cell in r)]
+    for number, r in body:
         if len(r) != len(header):
             problems.append(Problem("row-length", name, number, "",
                                     f"the row has {len(r)} fields but the header has {len(header)}",
                                     "quote fields that contain commas; remove stray separators"))
     if problems:
         return None, problems
-    frame = pd.DataFrame([[c.strip() for c in r] for r in body], columns=header, dtype=object,
-                         index=pd.RangeIndex(1, len(body) + 1))
+    frame = pd.DataFrame([[c.strip() for c in r] for _, r in body], columns=header, dtype=object,
+                         index=pd.Index([number for number, _ in body], dtype="int64"))
     frame = frame.replace("", np.nan)
     return frame, []
 

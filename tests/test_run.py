@@ -182,3 +182,15 @@ def test_spec_outside_project_is_refused(project, tmp_path):
         assert "outside the project" in result.stderr
     finally:
         bad.unlink()
+
+
+def test_published_outputs_are_up_to_date(tmp_path):
+    """The committed outputs are what `meta run` makes of the committed sheets and specs."""
+    for folder in ("extraction", "analyses", "site"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("*.lock"))
+    for extra in ("review.toml",):
+        if (ROOT / extra).exists():
+            shutil.copy(ROOT / extra, tmp_path / extra)
+    result = invoke("run", "--root", str(tmp_path), "--date", "2099-01-01")
+    assert result.exit_code == 0, result.output
+    assert "0 re-computed; 0 file(s) written; 0 new version(s)" in result.output, result.output

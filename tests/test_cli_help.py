@@ -1,0 +1,42 @@
+"""Every command of the `meta` CLI has help text with an example, and a section with an example in
+docs/USER_GUIDE.md; a command added without them fails here."""
+
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from meta.cli import main
+from meta.cli_review import export, import_command, init
+
+from .conftest import ROOT
+
+GUIDE = (ROOT / "docs" / "USER_GUIDE.md").read_text()
+EXAMPLES = [line.strip() for block in re.findall(r"```sh\n(.*?)```", GUIDE, re.S) for line in block.splitlines()]
+COMMANDS = {**main.commands, **{c.name: c for c in (init, import_command, export)}}
+
+
+def test_the_review_commands_are_registered():
+    assert {"init", "import", "export"} <= set(main.commands), \
+        "register them in meta/cli.py: main.add_command(init), main.add_command(import_command), main.add_command(export)"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_command_has_help_with_an_example(name):
+    command = COMMANDS[name]
+    assert command.help and command.help.strip(), f"meta {name} has no help text"
+    assert f"Example: meta {name}" in command.help, f"meta {name}'s help has no 'Example: meta {name} ...' line"
+    result = CliRunner().invoke(command, ["--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_command_is_in_the_user_guide_with_an_example(name):
+    assert f"### `meta {name}`" in GUIDE, f"docs/USER_GUIDE.md has no section '### `meta {name}`'"
+    assert any(line == f"meta {name}" or line.startswith(f"meta {name} ") for line in EXAMPLES), \
+        f"docs/USER_GUIDE.md has no example of meta {name} in a ```sh block"
+
+
+def test_the_guide_links_the_methods_and_the_vocabulary():
+    for target in ("METHODS.md", "DIVERGENCES.md", "../extraction/dictionary.csv", "../extraction/README.md"):
+        assert f"]({target})" in GUIDE
