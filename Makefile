@@ -25,9 +25,14 @@ browser:               ## Debian's Chromium, for the browser test and site-check
 site-check: run browser ## render the site headless and save site-check.png for a person to look at
 	$(BIN)/python -m meta.browser site/index.html site-check.png
 
+bench: $(STAMP)        ## benchmark meta batch against PyMARE and metafor (see benchmarks/RESULTS.md)
+	$(BIN)/python benchmarks/bench.py
+
 reference:             ## regenerate metafor reference values (needs Rscript with metafor)
 	Rscript reference/make_reference.R
 	Rscript reference/make_bias_reference.R
+	Rscript reference/make_metareg_reference.R
+	Rscript reference/make_tsa_reference.R   # needs r-cran-rpact
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -27,18 +27,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from meta.batch import open_long_file, run_batch, write_results
+from meta.options import EffectOptions, PoolOptions
+from meta.pooling import pool_batch
 
-from meta.batch import open_long_file, run_batch, write_results  # noqa: E402
-from meta.options import EffectOptions, PoolOptions  # noqa: E402
-from meta.pooling import pool_batch  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SEED = 20240601
 OPTIONS = PoolOptions(method="REML", ci="knha")
@@ -125,7 +125,11 @@ def bench_meta(path: Path, workdir: Path, yi, vi, k):
     whole_path()
     engine = best_of(5, lambda: pool_batch(yi, vi, k, OPTIONS, weights=False))
     batch = best_of(3, whole_path)
-    return engine, batch, pd.read_parquet(workdir / "meta_2000.parquet")
+    tracemalloc.start()
+    pool_batch(yi, vi, k, OPTIONS, weights=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return engine, batch, peak, pd.read_parquet(workdir / "meta_2000.parquet")
 
 
 def bench_pymare(yi, vi, k, per_analysis: bool):
@@ -235,10 +239,11 @@ def main() -> None:
     path = workdir / "batch_2000.csv"
     pd.DataFrame({"analysis": np.repeat(labels(0, n), k), "yi": yi, "vi": vi}).to_csv(path, index=False)
     print(f"\n== {n} analyses, k 2..50 ({k.sum()} studies): REML + Knapp-Hartung + PI + Q-profile tau^2 CI")
-    engine, whole, ours = bench_meta(path, workdir, yi, vi, k)
+    engine, whole, peak, ours = bench_meta(path, workdir, yi, vi, k)
     per = {"meta engine (pool_batch)": engine, "meta batch (CSV in, Parquet out)": whole}
     flagged = int((~ours["converged"]).sum())
-    print(f"meta: {flagged} analyses flagged converged=false")
+    print(f"meta: {flagged} analyses flagged converged=false; engine peak memory {peak / 2**20:.1f} MiB "
+          "(tracemalloc)")
     if not args.skip_pymare:
         seconds, p_est, p_tau2 = bench_pymare(yi, vi, k, per_analysis=False)
         per["PyMARE, equal-k analyses stacked"] = seconds
@@ -248,9 +253,9 @@ def main() -> None:
     metafor = None if args.skip_r else bench_metafor(path, workdir)
     if metafor is not None:
         per[f"metafor {metafor[1]} (Rscript loop)"] = metafor[0]
-    print(f"\n{'':40s} {'total s':>9s} {'ms/analysis':>12s} {'x slower than meta batch':>26s}")
+    print(f"\n{'':40s} {'total s':>9s} {'ms/analysis':>12s} {'/ meta engine':>14s} {'/ meta batch':>13s}")
     for name, seconds in per.items():
-        print(f"{name:40s} {seconds:9.3f} {seconds / n * 1000:12.4f} {seconds / whole:26.1f}")
+        print(f"{name:40s} {seconds:9.3f} {seconds / n * 1000:12.4f} {seconds / engine:14.1f} {seconds / whole:13.1f}")
     if metafor is not None:
         ours_agree = agreement(ours, metafor[2], ["estimate", "tau2", "ci_lower", "ci_upper", "pi_lower",
                                                   "pi_upper", "tau2_ci_lower", "tau2_ci_upper"])

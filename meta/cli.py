@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -41,7 +42,25 @@ def fail(error: MetaError) -> None:
     sys.exit(1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class SafeGroup(click.Group):
+    """A command group that turns an unexpected error into one line and exit code 2, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except MetaError as error:
+            fail(error)
+        except Exception as error:  # the last line of defence; every expected error is a MetaError
+            click.echo(f"Internal error: {type(error).__name__}: {error}. Please report it with the command "
+                       "you ran (set META_DEBUG=1 to see the traceback).", err=True)
+            if os.environ.get("META_DEBUG"):
+                raise
+            sys.exit(2)
+
+
+@click.group(cls=SafeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="meta-living")
 def main() -> None:
     """meta: living evidence synthesis (effect sizes, pooling, plots, living summary)."""
@@ -202,6 +221,14 @@ from .cli_review import export, import_command, init  # noqa: E402
 main.add_command(init)
 main.add_command(import_command)
 main.add_command(export)
+
+from .cli_metareg import metareg  # noqa: E402
+
+main.add_command(metareg)
+
+from .cli_batch import batch  # noqa: E402
+
+main.add_command(batch)
 
 if __name__ == "__main__":
     main()

@@ -44,8 +44,14 @@ class Report:
 
 
 def sheet_paths(root: Path) -> list[Path]:
-    """The result sheets: ``extraction/<outcome>/*.csv`` (folders starting with '_' are skipped)."""
-    return sorted(p for p in (root / "extraction").glob("*/*.csv") if not p.parent.name.startswith("_"))
+    """The result sheets: ``extraction/<outcome>/*.csv`` (folders starting with '_' are skipped), less
+    links that lead outside the project (never read; ``validate_project`` reports them)."""
+    inside = Path(root).resolve()
+    return [p for p in _sheet_files(root) if p.resolve().is_relative_to(inside)]
+
+
+def _sheet_files(root: Path) -> list[Path]:
+    return sorted(p for p in (Path(root) / "extraction").glob("*/*.csv") if not p.parent.name.startswith("_"))
 
 
 def load_dictionary(root: Path) -> pd.DataFrame:
@@ -59,11 +65,19 @@ def validate_project(root: Path, overrides: dict[Path, str] | None = None) -> Re
     checks a sheet with its new row before writing it).
     """
     root = Path(root)
+    if not (root / "extraction" / "dictionary.csv").is_file():
+        return Report([Problem("not-a-project", str(root), 0, "", "there is no extraction/dictionary.csv here, "
+                               "so this is not a meta project", "run meta in the project folder or give --root")],
+                      [], 0, 0, 0)
     overrides = {Path(p).resolve(): text for p, text in (overrides or {}).items()}
     dictionary = load_dictionary(root)
     problems, warnings = [], []
     study_ids, study_problems = _check_studies(root)
     problems += study_problems
+    for path in sorted(set(_sheet_files(root)) - set(sheet_paths(root))):
+        problems.append(Problem("outside-project", str(path.relative_to(root)), 0, "",
+                                "the sheet is a link to a file outside the project, so it is not read",
+                                "copy the file into the project instead of linking to it"))
     rows = 0
     sheets = {}
     for path in sheet_paths(root):

@@ -21,7 +21,7 @@ HISTORY_COLUMNS = ("version_date", "analysis", "input_hash", "measure", "k", "es
                    "ci_upper", "pi_lower", "pi_upper", "tau2", "i2", "studies")
 SUMMARY_COLUMNS = ("Outcome", "Population", "Comparison", "Studies (k)", "Participants / events",
                    "Pooled estimate (95% CI)", "Prediction interval", "I\u00b2", "tau\u00b2", "Model",
-                   "Certainty (GRADE)", "Last updated", "Change since previous version")
+                   "Certainty (GRADE)", "Sequential monitoring (TSA)", "Last updated", "Change since previous version")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -162,14 +162,16 @@ def describe_change(old: Version | None, new: Version, title: str) -> str:
 
 
 def changes_text(existing: str, date: str, lines: list[str]) -> str:
-    """CHANGES.md with a new section for ``date`` on top (merged if that date already has one)."""
+    """CHANGES.md with a new section for ``date`` on top (merged if that date already has one; a line
+    the section already holds, left by a run that stopped before history.csv, is not added twice)."""
     header = "# Changes to the pooled results\n\nNewest first. Written by `meta run`; one section per published version.\n"
     body = existing[len(header):] if existing.startswith(header) else ""
     section_head = f"\n## {date}\n\n"
-    new_lines = "".join(f"- {line}\n" for line in lines)
     if body.startswith(section_head):
-        return header + section_head + new_lines + body[len(section_head):]
-    return header + section_head + new_lines + body
+        rest = body[len(section_head):]
+        there = set(rest.split("\n## ", 1)[0].splitlines())
+        return header + section_head + "".join(f"- {line}\n" for line in lines if f"- {line}" not in there) + rest
+    return header + section_head + "".join(f"- {line}\n" for line in lines) + body
 
 
 @dataclass(frozen=True)
@@ -188,12 +190,13 @@ class SummaryRow:
     tau2: str
     model: str
     certainty: str
+    sequential: str
     updated: str
     change: str
 
     def cells(self) -> list[str]:
         return [self.outcome, self.population, self.comparison, self.k, self.participants, self.estimate,
-                self.prediction, self.i2, self.tau2, self.model, self.certainty, self.updated, self.change]
+                self.prediction, self.i2, self.tau2, self.model, self.certainty, self.sequential, self.updated, self.change]
 
 
 def certainty_cells(records: list[dict]) -> tuple[list[str], list[str]]:

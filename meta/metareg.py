@@ -66,7 +66,7 @@ class MetaRegression:
     ``df`` = k - p for Knapp-Hartung t tests, None for z tests. ``tau2`` residual between-study
     variance; ``i2`` (%) and ``h2`` residual heterogeneity; ``r2`` (%) share of the heterogeneity
     of the intercept-only model accounted for by the moderators (None where that model cannot be
-    fitted). ``qm`` omnibus test of the moderators on ``qm_df`` (chi^2 df, or F numerator and
+    fitted; NaN for a saturated fixed-effects model, as metafor). ``qm`` omnibus test of the moderators on ``qm_df`` (chi^2 df, or F numerator and
     denominator df with Knapp-Hartung) with p-value ``qm_p``; ``qe`` test for residual
     heterogeneity on ``qe_df`` = k - p with p-value ``qe_p``. ``iterations`` counts Fisher-scoring
     steps of ML, REML and EB.
@@ -204,7 +204,7 @@ def fit_metareg(yi, vi, moderators, method: str = "REML", test: str = "z", level
         raise ModelError("every yi must be a number and every vi a positive number")
     design = design_matrix(moderators, tuple(categorical))
     kept = np.array(design.kept, dtype=int)
-    omitted = tuple(labels[i] for i in range(yi.size) if i not in set(design.kept))
+    omitted = tuple(labels[i] for i in sorted(set(range(yi.size)) - set(design.kept)))
     warnings = [f"{len(omitted)} stud{'y' if len(omitted) == 1 else 'ies'} left out for a missing moderator: "
                 + ", ".join(omitted)] if omitted else []
     y, v, X = yi[kept], vi[kept], design.X
@@ -215,8 +215,10 @@ def fit_metareg(yi, vi, moderators, method: str = "REML", test: str = "z", level
     coefficients = tuple(Coefficient(name, b, s, z, pv, b - crit * s, b + crit * s)
                          for name, b, s, z, pv in zip(design.names, beta, se, fit.zval, fit.p))
     qm, qm_df, qm_p = _omnibus(y, v, X, beta, fit, test)
-    qe, vt = _residual_heterogeneity(y, v, X)
-    if method == "FE":
+    qe, vt = _residual_heterogeneity(y, v, X) if k > p else (0.0, 0.0)
+    if k == p:  # a saturated fixed-effects model: no residual heterogeneity (metafor)
+        i2, h2 = 0.0, 1.0
+    elif method == "FE":
         i2, h2 = max(0.0, 100 * (qe - (k - p)) / qe), qe / (k - p)
     else:
         i2, h2 = 100 * fit.tau2 / (vt + fit.tau2), fit.tau2 / vt + 1
@@ -226,7 +228,7 @@ def fit_metareg(yi, vi, moderators, method: str = "REML", test: str = "z", level
     return MetaRegression(
         k=k, p=p, method=method, test=test, level=float(level), coefficients=coefficients, df=fit.df,
         tau2=fit.tau2, i2=float(i2), h2=float(h2), r2=r2, qm=qm, qm_df=qm_df, qm_p=qm_p, qe=qe,
-        qe_df=k - p, qe_p=float(stats.chi2.sf(qe, k - p)), iterations=fit.iterations, omitted=omitted,
+        qe_df=k - p, qe_p=float(stats.chi2.sf(qe, k - p)) if k > p else 1.0, iterations=fit.iterations, omitted=omitted,
         warnings=tuple(warnings))
 
 
@@ -265,6 +267,8 @@ def _pseudo_r2(y, v, X, fit, threshold, maxiter) -> tuple[float | None, str]:
     if fit.method == "FE":
         if np.var(y) == 0:
             return 0.0, ""
+        if k == p:  # a saturated model: lm's adjusted R^2 is NaN
+            return math.nan, ""
         w = 1.0 / v
         beta = np.linalg.solve(X.T @ (w[:, None] * X), X.T @ (w * y))
         rss = float(np.sum(w * (y - X @ beta) ** 2))

@@ -123,6 +123,8 @@ def _two_columns(cols: np.ndarray) -> np.ndarray:
 
 def _buckets(sizes: np.ndarray):
     """(rows, width) of the padded arrays: analyses of adjacent k, k = 1 always on its own."""
+    if sizes.size == 0:
+        return
     order = np.argsort(sizes, kind="stable")
     ks, counts = np.unique(sizes, return_counts=True)
     bounds = np.concatenate([[0], np.cumsum(counts)])

@@ -26,7 +26,7 @@ from .bias import bias_report
 from .certainty import rate
 from .distributions import chi2_sf, norm_isf
 from .effects import EffectError, EffectSizes, compute_effects
-from .errors import SheetError
+from .errors import MetaError, SheetError
 from .evidence import validate_project
 from .living import (
     SummaryRow, Version, certainty_cells, changes_text, describe_change, history_text, latest, previous, read_history,
@@ -38,7 +38,7 @@ from .results import PoolResult, result_from_fit
 from .review import load_review
 from .sheets import check_effect_table, load_sheet
 from .specs import Spec, load_specs
-from .storage import write_if_changed
+from .storage import locked, write_if_changed
 
 OUTPUT = Path("analyses") / "output"
 PLOTS = ("forest", "cumulative", "funnel")
@@ -60,6 +60,8 @@ class AnalysisRun:
     subgroup_of: list = field(default_factory=list)
     fixed: PoolResult | None = None
     bias: object = None
+    tsa: object = None
+    tsa_note: str = ""
 
     @property
     def changed(self) -> bool:
@@ -78,11 +80,21 @@ class RunReport:
 
 def run(root: Path, date: str, progress: Callable[[str, str], None] = lambda name, status: None,
         force: bool = False) -> RunReport:
-    """Run every spec under ``root`` and publish the outputs; raises SheetError on invalid sheets."""
+    """Run every spec under ``root`` and publish the outputs; raises SheetError on invalid sheets.
+
+    Runs of one project take turns (a lock on analyses/history.csv): each re-writes the history it
+    read, so two at once would lose the versions of one.
+    """
     root = Path(root)
     report = validate_project(root)
     if report.problems:
         raise SheetError(report.problems)
+    (root / "analyses").mkdir(exist_ok=True)
+    with locked(root / "analyses" / "history.csv"):
+        return _run_validated(root, date, progress, force)
+
+
+def _run_validated(root: Path, date: str, progress: Callable[[str, str], None], force: bool) -> RunReport:
     studies = _studies(root)
     runs = [_prepare(root, spec, studies, force) for spec in load_specs(root)]
     changed = [r for r in runs if r.changed]
@@ -147,12 +159,15 @@ def _prepare(root: Path, spec: Spec, studies: dict, force: bool) -> AnalysisRun:
 
 
 def _cached(root: Path, name: str, input_hash: str) -> dict | None:
+    """The stored record of an analysis whose inputs hash to ``input_hash`` and whose plots exist."""
     folder = root / OUTPUT / name
     try:
         record = json.loads((folder / "analysis.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
     files = [f"{plot}.{fmt}" for plot in PLOTS for fmt in ("png", "svg")]
+    if record.get("tsa"):
+        files += ["sequential.png", "sequential.svg"]
     if record.get("input_hash") != input_hash or not all((folder / f).exists() for f in files):
         return None
     return record
@@ -202,6 +217,30 @@ def _fit(runs: list[AnalysisRun]) -> None:
         r.subgroups.sort(key=lambda item: item[0])
         r.subgroup_test = _subgroup_test([res for _, res in r.subgroups]) if len(r.subgroups) > 1 else None
         r.bias = bias_report(r.result, r.spec.pool_options) if r.effects.k >= 2 else None
+        if r.spec.tsa:
+            r.tsa, r.tsa_note = _sequential(r)
+
+
+def _sequential(r: AnalysisRun):
+    """Trial sequential analysis of one analysis as its spec's [tsa] table asks (or why not)."""
+    from .tsa import AnticipatedEffect, trial_sequential_analysis
+
+    t = r.spec.tsa
+    if "anticipated_rrr" in t:
+        anticipated = AnticipatedEffect("binary", float(t["anticipated_rrr"]))
+    elif "anticipated_smd" in t:
+        anticipated = AnticipatedEffect.standardised(float(t["anticipated_smd"]))
+    else:
+        anticipated = AnticipatedEffect.mean_difference(float(t["anticipated_md"]), float(t["sd"]))
+    try:
+        result = trial_sequential_analysis(
+            r.effects.yi, r.effects.vi, [_year(y) if _year(y) != float("inf") else None for y in r.effects.years],
+            anticipated, r.effects.measure, method=r.spec.pool_options.method,
+            information=t.get("information", "inverse-variance"), alpha=float(t.get("alpha", 0.05)),
+            power=float(t.get("power", 0.90)))
+    except MetaError as error:
+        return None, f"not computed: {error}"
+    return result, anticipated.describe()
 
 
 def _year(value) -> float:
@@ -250,6 +289,11 @@ def _render(r: AnalysisRun) -> dict[Path, bytes]:
     steps = [(f"{label} ({_year_text(r.effects.years[r.effects.labels.index(label)])})", res)
              for label, res in r.cumulative]
     files = {}
+    if r.tsa is not None:
+        from .tsa import tsa_plot
+
+        files.update({folder / f"sequential.{fmt}": content for fmt, content in
+                      figure_bytes(tsa_plot(r.tsa, f"{r.spec.title}: trial sequential analysis")).items()})
     for stem, figure, tight in (
             ("forest", forest_plot(data), False),
             ("cumulative", cumulative_plot(f"{r.spec.title}: cumulative by publication year", steps), True),
@@ -305,6 +349,8 @@ def _record(r: AnalysisRun, studies: dict) -> dict:
                          "ci_upper": fixed.back(fixed.ci_upper)},
         "bias": _rounded(r.bias.to_dict()) if r.bias is not None else None,
     }
+    record["tsa"] = _rounded(r.tsa.to_dict()) if r.tsa is not None else None
+    record["tsa_note"] = r.tsa_note
     record["certainty"] = rate(record).to_dict()
     return record
 
@@ -367,12 +413,12 @@ def _publish_living(root: Path, records: list[dict], date: str, write) -> list[s
     old_latest = latest(versions)
     versions, added = update_history(versions, current)
     titles = {rec["analysis"]: rec["title"] for rec in records}
-    if added:
-        write(Path("analyses") / "history.csv", history_text(versions))
-        changes_path = root / "analyses" / "CHANGES.md"
+    if added:  # CHANGES.md first: history.csv says a version is published, so a crash between
+        changes_path = root / "analyses" / "CHANGES.md"  # the two writes re-adds its line next run
         existing = changes_path.read_text() if changes_path.exists() else ""
         lines = [describe_change(old_latest.get(v.analysis), v, titles[v.analysis]) for v in added]
         write(Path("analyses") / "CHANGES.md", changes_text(existing, date, lines))
+        write(Path("analyses") / "history.csv", history_text(versions))
     rows, footnotes = summary_rows(records, versions)
     newest = max((v.version_date for v in versions), default=date)
     write(OUTPUT / "summary.md", summary_markdown(rows, newest, footnotes, load_review(root)))
@@ -410,4 +456,11 @@ def summary_row(record: dict, versions: list[Version], certainty: str) -> Summar
         comparison=record["comparison"], k=str(k), participants="; ".join(counts) or "not reported",
         estimate=f"{record['measure']} {v.estimate:.2f} ({v.ci_lower:.2f} to {v.ci_upper:.2f})",
         prediction=prediction, i2=f"{res['i2']:.0f}%", tau2=f"{res['tau2']:.4f}", model=model,
-        certainty=certainty, updated=v.version_date, change=change)
+        certainty=certainty, sequential=_sequential_text(record), updated=v.version_date, change=change)
+
+
+def _sequential_text(record: dict) -> str:
+    tsa = record.get("tsa")
+    if tsa:
+        return f"{tsa['verdict']} (powered for {record['tsa_note']})"
+    return record.get("tsa_note") or "not planned in the spec"

@@ -66,6 +66,9 @@ def parse_sheet(text: str, name: str) -> tuple[pd.DataFrame | None, list[Problem
     except csv.Error as err:
         return None, [Problem("malformed-csv", name, 0, "", f"the CSV cannot be parsed at line {reader.line_num} ({err})",
                               "check quoting: a field with commas or quotes must be in double quotes")]
+    if not rows[0]:
+        return None, [Problem("empty-header", name, 0, "", "the first line is blank; it should be the header",
+                              "delete the blank line(s) above the header line")]
     header = [h.strip() for h in rows[0]]
     problems += _header_problems(header, name)
     # blank rows are left out but keep their numbers, so messages name the row a spreadsheet shows

@@ -18,7 +18,8 @@ from .errors import OptionError, SpecError
 from .options import EffectOptions, PoolOptions
 
 SPEC_KEYS = {"title", "outcome", "population", "comparison", "sheet", "measure", "method", "ci",
-             "md_variance", "zero_cells", "level", "subgroup", "rationale", "filter", "favours"}
+             "md_variance", "zero_cells", "level", "subgroup", "rationale", "filter", "favours", "tsa"}
+TSA_KEYS = {"anticipated_rrr", "anticipated_smd", "anticipated_md", "sd", "alpha", "power", "information"}
 REQUIRED_KEYS = ("title", "outcome", "population", "comparison", "sheet", "measure", "rationale")
 
 
@@ -39,6 +40,7 @@ class Spec:
     filters: dict = field(default_factory=dict)
     subgroup: str | None = None
     favours: tuple[str, str] = ("treatment", "control")
+    tsa: dict | None = None
 
     def select(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The rows of the sheet the filters keep (index = sheet row numbers)."""
@@ -76,7 +78,14 @@ def load_spec(path: Path, root: Path) -> Spec:
     favours = data.get("favours", ["treatment", "control"])
     if not (isinstance(favours, list) and len(favours) == 2 and all(isinstance(f, str) for f in favours)):
         raise SpecError(f"{where}: favours must be two labels, left and right of the null line")
-    return Spec(name=Path(path).stem, favours=tuple(favours), path=Path(path), title=data["title"], outcome=data["outcome"],
+    tsa = data.get("tsa")
+    if tsa is not None:
+        unknown = sorted(set(tsa) - TSA_KEYS) if isinstance(tsa, dict) else ["(not a table)"]
+        effects = [k for k in ("anticipated_rrr", "anticipated_smd", "anticipated_md") if k in tsa] if isinstance(tsa, dict) else []
+        if unknown or len(effects) != 1:
+            raise SpecError(f"{where}: [tsa] takes one of anticipated_rrr, anticipated_smd, anticipated_md (with sd) "
+                            f"and optionally alpha, power, information; got {', '.join(sorted(tsa)) if isinstance(tsa, dict) else tsa}")
+    return Spec(name=Path(path).stem, favours=tuple(favours), tsa=tsa, path=Path(path), title=data["title"], outcome=data["outcome"],
                 population=data["population"], comparison=data["comparison"], sheet=sheet,
                 rationale=data["rationale"], effect_options=effect_options, pool_options=pool_options,
                 filters=filters, subgroup=data.get("subgroup"))

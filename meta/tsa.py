@@ -91,7 +91,8 @@ class AnticipatedEffect:
 
     def describe(self) -> str:
         if self.kind == "binary":
-            return f"relative risk reduction {100 * self.value:g}% at control event proportion {100 * self.control_risk:g}%"
+            at = "" if self.control_risk is None else f" at control event proportion {100 * self.control_risk:g}%"
+            return f"relative risk reduction {100 * self.value:g}%{at}"
         if self.kind == "mean":
             return f"mean difference {self.value:g} (SD {self.sd:g})"
         return f"standardised mean difference {self.value:g}"
@@ -114,10 +115,10 @@ class AnticipatedEffect:
         check_choice(f"measure (for a {self.kind} anticipated effect)", measure, allowed)
         if self.kind != "binary":
             return self.value
-        pc = self.control_risk
-        pe = pc * (1 - self.value)
         if measure in ("RR", "HR"):
             return math.log(1 - self.value)
+        pc = self.control_risk
+        pe = pc * (1 - self.value)
         if measure == "OR":
             return math.log(pe / (1 - pe)) - math.log(pc / (1 - pc))
         return pe - pc

@@ -251,7 +251,7 @@ def mutate(rng: random.Random, header: list[str], cells: list[list[str]]) -> str
     if choice < 0.90:
         for arm in ("treat", "ctrl"):
             for c in (f"n_{arm}", f"events_{arm}"):
-                if c in header:
+                if c in header and header.index(c) < len(cells[row]):
                     cells[row][header.index(c)] = rng.choice(["0", "-1", "-0", "0.5", "1e9", "1e300"])
         return "counts"
     cells[row] = [rng.choice(SPECIAL + LABELS) for _ in header]

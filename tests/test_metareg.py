@@ -111,7 +111,7 @@ def test_moment_estimators_match_pymare(model):
                               ("HE", Hedges(small_sample_correction="wald"))):
         result = fit_metareg(data["yi"], data["vi"], data[mods], method, categorical=factors)
         beta, se, tau2, ours = _pymare_fit(estimator, result, data, mods, factors)
-        # rel 1e-8: bcg_ablat_year (year ~ 1950 beside an intercept) is ill-conditioned; the others agree to 1e-13
+        # bcg_ablat_year (year ~ 1950 beside an intercept) is ill-conditioned (2e-9); the others agree to 1e-13
         np.testing.assert_allclose(beta, ours[:, 0], rtol=1e-8)
         np.testing.assert_allclose(se, ours[:, 1], rtol=1e-8)
         assert math.isclose(tau2, result.tau2, rel_tol=1e-8)
@@ -234,3 +234,10 @@ def test_cli_lists_every_problem_and_exits_1(tmp_path):
     for fragment in ("row 2, column dose: '12 MET' is not a number", "row 4, column dose", "column followup",
                      "--factor dose"):
         assert fragment in out.stderr, out.stderr
+
+
+def test_saturated_fixed_effects_model_has_no_residual_heterogeneity():
+    data = DATA["bcg"].iloc[:2]
+    result = fit_metareg(data["yi"], data["vi"], data[["ablat"]], "FE")
+    assert (result.k, result.p, result.qe, result.qe_p, result.i2, result.h2) == (2, 2, 0.0, 1.0, 0.0, 1.0)
+    assert math.isnan(result.r2) and json.loads(result.to_json())["r2"] is None  # metafor: NaN

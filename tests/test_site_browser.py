@@ -1,6 +1,7 @@
 """The published site in a real headless browser (Debian's Chromium): the table and every plot show."""
 
 import csv
+import json
 
 import pytest
 
@@ -18,6 +19,8 @@ def test_site_shows_table_and_every_plot(project, tmp_path):  # noqa: F811
     assert view.summary_rows == len(summary)
     assert view.analyses == len(summary)
     expected = {f"plots/{r['analysis']}-{plot}.png" for r in summary for plot in ("forest", "cumulative", "funnel")}
+    expected |= {f"plots/{r['analysis']}-sequential.png" for r in summary
+                 if json.loads((project / "analyses/output" / r["analysis"] / "analysis.json").read_text())["tsa"]}
     assert {src for src, _ in view.images} == expected
     assert all(shown for _, shown in view.images), [src for src, ok in view.images if not ok]
     for r in summary:
