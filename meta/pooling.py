@@ -386,15 +386,15 @@ def _fisher_scoring(d: _Dense, Ymc, opt):
                 if method == "ML":
                     adj = (PY2 - sw) / s2
                 else:
-                    s3 = np.einsum("ij,ij,ij->j", W, W, W)
-                    trP = sw - s2 / sw
-                    trPP = s2 - 2.0 * s3 / sw + (s2 / sw) ** 2
+                    trP, trPP = _reml_traces(W, sw)
                     adj = (PY2 - trP) / trPP
-            adj = np.where(np.isnan(adj) | ~alive, 0.0, adj)
+            broken = alive & np.isinf(adj)
+            converged[work[broken]] = False
+            adj = np.where(np.isnan(adj) | ~alive | broken, 0.0, adj)
             _halve_until_nonnegative(t, adj)
             loop += 1
             t = t + adj
-            still = np.abs(adj) > opt.threshold
+            still = (np.abs(adj) > opt.threshold) & ~broken
             exhausted = alive & still & (loop > opt.maxiter)
             stopped = alive & ~(still & ~exhausted)
             converged[work[exhausted]] = False
@@ -408,6 +408,25 @@ def _fisher_scoring(d: _Dense, Ymc, opt):
     if method in ("ML", "REML"):
         tau2[_stuck_at_local_maximum(d, Ymc, tau2, converged, method == "REML", opt.threshold)] = 0.0
     return tau2, iterations, converged
+
+
+def _reml_traces(W, sw):
+    """tr(P) and tr(P P) for P = diag(w) - w w'/sum(w), per column, without cancellation.
+
+    The textbook sw - s2/sw loses every digit when one weight dominates (variances spanning 1e9 or
+    more); writing P_ii = w_i (sum of the other weights) / sw, with the other weights summed from
+    exclusive prefix and suffix sums, keeps them.
+    """
+    def others(X):
+        zero = np.zeros_like(X[:1])
+        before = np.concatenate([zero, np.cumsum(X[:-1], axis=0)], axis=0)
+        after = np.concatenate([np.cumsum(X[:0:-1], axis=0)[::-1], zero], axis=0)
+        return before + after
+
+    diag = W * others(W) / sw
+    trP = diag.sum(axis=0)
+    trPP = (diag**2).sum(axis=0) + (W**2 * others(W**2)).sum(axis=0) / sw**2
+    return trP, trPP
 
 
 def _halve_until_nonnegative(t, adj):

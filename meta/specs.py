@@ -64,6 +64,12 @@ def load_spec(path: Path, root: Path) -> Spec:
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise SpecError(f"{where}: missing key(s) {', '.join(missing)}")
+    for key in ("title", "outcome", "population", "comparison", "sheet", "measure", "rationale", "method", "ci",
+                "md_variance", "zero_cells", "subgroup"):
+        if key in data and not isinstance(data[key], str):
+            raise SpecError(f"{where}: {key} must be text in quotes; got {data[key]!r}")
+    if "level" in data and (isinstance(data["level"], bool) or not isinstance(data["level"], (int, float))):
+        raise SpecError(f"{where}: level must be a number (a percentage, e.g. 95); got {data['level']!r}")
     sheet = inside_project(data["sheet"], root, where)
     filters = data.get("filter", {})
     if not isinstance(filters, dict):
@@ -82,6 +88,10 @@ def load_spec(path: Path, root: Path) -> Spec:
     if tsa is not None:
         unknown = sorted(set(tsa) - TSA_KEYS) if isinstance(tsa, dict) else ["(not a table)"]
         effects = [k for k in ("anticipated_rrr", "anticipated_smd", "anticipated_md") if k in tsa] if isinstance(tsa, dict) else []
+        wrong = [k for k, v in tsa.items() if k != "information" and (isinstance(v, bool) or not isinstance(v, (int, float)))] \
+            if isinstance(tsa, dict) else []
+        if wrong:
+            raise SpecError(f"{where}: [tsa] {', '.join(wrong)} must be numbers")
         if unknown or len(effects) != 1:
             raise SpecError(f"{where}: [tsa] takes one of anticipated_rrr, anticipated_smd, anticipated_md (with sd) "
                             f"and optionally alpha, power, information; got {', '.join(sorted(tsa)) if isinstance(tsa, dict) else tsa}")

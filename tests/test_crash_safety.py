@@ -86,6 +86,26 @@ def kill_at(args: list[str], delay: float) -> bool:
         return True
 
 
+def timed(args: list[str], root: Path) -> tuple[float, float, float]:
+    """Run ``meta args`` to its end: (duration, first write, last write), in seconds from its start."""
+    def stamps():
+        return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+    seen = stamps()
+    started = time.perf_counter()
+    process = subprocess.Popen(META + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    writes = []
+    while process.poll() is None:
+        now = stamps()
+        if now != seen:
+            writes.append(time.perf_counter() - started)
+            seen = now
+        time.sleep(0.01)
+    duration = time.perf_counter() - started
+    assert process.returncode == 0
+    return duration, min(writes, default=duration), max(writes, default=duration)
+
+
 def assert_old_or_new(root: Path, old: dict[str, bytes], new: dict[str, bytes]) -> list[str]:
     """Every file is byte for byte its old or its new version; returns the temporary files left."""
     now, temporary = snapshot(root)
@@ -208,22 +228,17 @@ def test_random_kills_leave_old_or_new_files_and_a_rerun_finishes(published, tmp
     reference = tmp_path / "reference"
     shutil.copytree(published, reference)
     old, _ = snapshot(reference)
-    timed = time.perf_counter()
-    assert subprocess.run(META + add_args(reference, NEW_ROW), capture_output=True).returncode == 0
-    add_seconds = time.perf_counter() - timed
+    add_times = timed(add_args(reference, NEW_ROW), reference)
     middle, _ = snapshot(reference)
-    timed = time.perf_counter()
-    run_args = ["run", "--root", str(reference), "--date", DATE_1]
-    assert subprocess.run(META + run_args, capture_output=True).returncode == 0
-    run_seconds = time.perf_counter() - timed
+    run_times = timed(["run", "--root", str(reference), "--date", DATE_1], reference)
     new, _ = snapshot(reference)
     assert middle != old and new != middle
 
     root = tmp_path / "victim"
     shutil.copytree(published, root)
     commands = {
-        "add": (old, middle, add_args(root, NEW_ROW), add_seconds),
-        "run": (middle, new, ["run", "--root", str(root), "--date", DATE_1], run_seconds),
+        "add": (old, middle, add_args(root, NEW_ROW), add_times),
+        "run": (middle, new, ["run", "--root", str(root), "--date", DATE_1], run_times),
     }
     kills = {"add": 0, "run": 0}
     outcomes = {"old": 0, "new": 0, "mixed": 0}
@@ -232,9 +247,12 @@ def test_random_kills_leave_old_or_new_files_and_a_rerun_finishes(published, tmp
     while sum(kills.values()) < KILLS and attempts < 3 * KILLS:
         attempts += 1
         name = "add" if kills["add"] * 2 < KILLS else "run"
-        before, after, args, seconds = commands[name]
+        before, after, args, (seconds, first_write, last_write) = commands[name]
         restore(root, before)
-        if not kill_at(args, rng.uniform(0.0, 1.1 * seconds)):
+        # half the kills anywhere in the run, half while it writes (where a crash can do harm)
+        delay = (rng.uniform(0.0, 1.1 * seconds) if rng.random() < 0.5
+                 else rng.uniform(max(0.0, first_write - 0.2), last_write + 0.05))
+        if not kill_at(args, delay):
             continue
         kills[name] += 1
         leftovers += len(assert_old_or_new(root, before, after))

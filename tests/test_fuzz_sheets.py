@@ -313,8 +313,8 @@ def run_case(case: Case, folder) -> tuple[str, str]:
             return "crash", f"exit 0 without valid JSON ({err})"
         missing = [name for name in CORE if data.get(name) is None]
         return ("crash", f"exit 0 with null {missing}") if missing else ("pooled", "")
-    if result.exit_code != 1:
-        return "crash", f"exit code {result.exit_code}"
+    if result.exit_code != 1:  # 2: an unexpected exception (a Hang from time_limit among them)
+        return "crash", f"exit code {result.exit_code}: {result.stderr[:300]}"
     message = result.stderr
     if str(path) not in message and "--level" not in " ".join(case.options):
         return "crash", f"error without the file name: {message[:200]}"

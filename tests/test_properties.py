@@ -248,13 +248,7 @@ extreme_variance = st.sampled_from([1e-12, 1e-6, 1e-3, 1.0, 1e3, 1e6])
 extreme = st.integers(1, 6).flatmap(lambda k: st.tuples(
     st.lists(st.sampled_from([0.0, 1e-6, 0.3, -2.0, 8.0]), min_size=k, max_size=k),
     st.lists(extreme_variance, min_size=k, max_size=k)))
-REML_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="meta/pooling.py REML: trP/trPP lose all digits when vi spans ~1e9 or more; tau2 = inf with "
-           "converged=True, or -inf steps halved forever (hang). Remove this mark once fixed.")
-
-
-@pytest.mark.parametrize("method", [pytest.param(m, marks=REML_BUG) if m == "REML" else m for m in METHODS])
+@pytest.mark.parametrize("method", METHODS)
 @FAST
 @given(extreme, ci)
 @example(([0.3, 0.5], [1e-12, 1e6]), "z")

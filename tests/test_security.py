@@ -152,8 +152,6 @@ def test_a_sheet_linked_from_outside_is_reported_and_never_read_or_written(tmp_p
     assert outside.read_text() == "secret-token-123,x\n1,2\n" and link.is_symlink()
 
 
-@pytest.mark.xfail(strict=True, reason="meta/specs.py: a non-text sheet or level raises TypeError/ValueError, "
-                                       "not SpecError (owned elsewhere; remove this mark once fixed)")
 @pytest.mark.parametrize("line", ["sheet = 5", "level = \"high\""])
 def test_a_spec_with_a_value_of_the_wrong_type_is_a_clear_error(tmp_path, line):
     root = copy_project(tmp_path / "project")
