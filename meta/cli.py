@@ -7,6 +7,7 @@ for bad input.
 from __future__ import annotations
 
 import datetime
+import importlib
 import math
 import os
 import sys
@@ -42,8 +43,28 @@ def fail(error: MetaError) -> None:
     sys.exit(1)
 
 
+LAZY_COMMANDS = {
+    "bias": "meta.cli_bias:bias",
+    "batch": "meta.cli_batch:batch",
+    "metareg": "meta.cli_metareg:metareg",
+    "init": "meta.cli_review:init",
+    "import": "meta.cli_review:import_command",
+    "export": "meta.cli_review:export",
+}
+
+
 class SafeGroup(click.Group):
-    """A command group that turns an unexpected error into one line and exit code 2, not a traceback."""
+    """The command group: commands in their own modules are imported only when used (a no-change
+    ``meta run`` stays fast), and an unexpected error becomes one line and exit code 2, not a traceback."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS and name not in self.commands:
+            module, attribute = LAZY_COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
@@ -211,24 +232,6 @@ def diff(revision, root):
     for line in lines:
         click.echo(line)
 
-
-from .cli_bias import bias  # noqa: E402  (commands in their own modules, registered here)
-
-main.add_command(bias)
-
-from .cli_review import export, import_command, init  # noqa: E402
-
-main.add_command(init)
-main.add_command(import_command)
-main.add_command(export)
-
-from .cli_metareg import metareg  # noqa: E402
-
-main.add_command(metareg)
-
-from .cli_batch import batch  # noqa: E402
-
-main.add_command(batch)
 
 if __name__ == "__main__":
     main()

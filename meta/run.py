@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .bias import bias_report
 from .certainty import rate
 from .distributions import chi2_sf, norm_isf
 from .effects import EffectError, EffectSizes, compute_effects
@@ -216,6 +215,8 @@ def _fit(runs: list[AnalysisRun]) -> None:
     for r in runs:
         r.subgroups.sort(key=lambda item: item[0])
         r.subgroup_test = _subgroup_test([res for _, res in r.subgroups]) if len(r.subgroups) > 1 else None
+        from .bias import bias_report  # scipy.stats is slow to import; a no-change run never needs it
+
         r.bias = bias_report(r.result, r.spec.pool_options) if r.effects.k >= 2 else None
         if r.spec.tsa:
             r.tsa, r.tsa_note = _sequential(r)
