@@ -6,10 +6,12 @@ STAMP   := $(VENV)/.installed
 
 .PHONY: run test bench site-check browser reference clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every dependency to the versions the published outputs were made with,
+# so plots and tables are byte-identical on every machine.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)          ## install, validate the sheets, run every analysis, publish outputs

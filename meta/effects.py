@@ -79,12 +79,9 @@ class EffectSizes:
 
 def row_groups(table: pd.DataFrame) -> list[list[str]]:
     """For each row, the effect groups it has any value of (exactly one is valid)."""
-    groups = []
-    for _, row in table.iterrows():
-        present = [g for g, cols in GROUP_MARKERS.items()
-                   if any(c in row.index and pd.notna(row[c]) for c in cols)]
-        groups.append(present)
-    return groups
+    filled = {g: table[[c for c in cols if c in table.columns]].notna().any(axis=1).to_numpy()
+              for g, cols in GROUP_MARKERS.items()}
+    return [[g for g in GROUP_MARKERS if filled[g][i]] for i in range(len(table))]
 
 
 @np.errstate(all="ignore")  # numbers too extreme give inf or 0 instead of an exception; refused below

@@ -43,6 +43,11 @@ class Report:
     specs: int
 
 
+def records(frame: pd.DataFrame):
+    """(sheet row number, {column: value}) for every row; much faster than ``iterrows``."""
+    return zip(frame.index, frame.to_dict("records"))
+
+
 def sheet_paths(root: Path) -> list[Path]:
     """The result sheets: ``extraction/<outcome>/*.csv`` (folders starting with '_' are skipped), less
     links that lead outside the project (never read; ``validate_project`` reports them)."""
@@ -122,7 +127,7 @@ def _check_studies(root: Path) -> tuple[set, list[Problem]]:
     if problems:
         return set(), problems
     seen = {}
-    for number, row in frame.iterrows():
+    for number, row in records(frame):
         if row["study_id"] in seen:
             problems.append(Problem("duplicate-study", name, number, "study_id",
                                     f"study_id '{row['study_id']}' is used again (first in row {seen[row['study_id']]})",
@@ -159,7 +164,7 @@ def check_evidence_sheet(frame: pd.DataFrame, name: str, dictionary: pd.DataFram
         if not found:
             problems += _quote_problems(typed, name)
             warnings += _asymmetry_warnings(typed, name)
-    for number, row in frame.iterrows():
+    for number, row in records(frame):
         if pd.notna(row["study_id"]) and row["study_id"] not in study_ids:
             problems.append(Problem("unknown-study", name, number, "study_id",
                                     f"study_id '{row['study_id']}' is not in extraction/studies.csv",
@@ -213,10 +218,10 @@ def quote_numbers(quote: str) -> list[float]:
 
 def _quote_problems(typed: pd.DataFrame, name: str) -> list[Problem]:
     problems = []
-    for number, row in typed.iterrows():
+    for number, row in records(typed):
         quoted = quote_numbers(row.get("quote"))
         for column in EFFECT_NUMBER_COLUMNS:
-            if column in row.index and pd.notna(row[column]):
+            if column in row and pd.notna(row[column]):
                 value = abs(float(row[column]))
                 if not any(abs(value - q) <= 1e-9 * max(1.0, value) for q in quoted):
                     problems.append(Problem("not-in-quote", name, number, column,
@@ -227,7 +232,7 @@ def _quote_problems(typed: pd.DataFrame, name: str) -> list[Problem]:
 
 def _asymmetry_warnings(typed: pd.DataFrame, name: str) -> list[Problem]:
     warnings = []
-    for (number, row), groups in zip(typed.iterrows(), row_groups(typed)):
+    for (number, row), groups in zip(records(typed), row_groups(typed)):
         if groups == ["ratio"]:
             note = ci_asymmetry_note(row["estimate"], row["ci_lower"], row["ci_upper"])
             if note:
@@ -242,7 +247,7 @@ def _duplicate_rows(frame, name) -> list[Problem]:
     key_columns = [c for c in ("study_id", "outcome", "cancer_site", "sex", "contrast") if c in frame.columns]
     key_columns += effect_columns
     seen = {}
-    for number, row in frame.iterrows():
+    for number, row in records(frame):
         key = tuple(str(row[c]) for c in key_columns)
         if key in seen:
             problems.append(Problem("duplicate-row", name, number, "", f"the row repeats row {seen[key]}",
@@ -250,7 +255,7 @@ def _duplicate_rows(frame, name) -> list[Problem]:
         seen.setdefault(key, number)
     cohort_seen = {}
     analysis_key = [c for c in ANALYSIS_KEY if c in frame.columns]
-    for number, row in (frame.iterrows() if "cohort" in frame.columns else ()):
+    for number, row in (records(frame) if "cohort" in frame.columns else ()):
         key = tuple(str(row[c]) for c in analysis_key)
         if key in cohort_seen:
             where = " for ".join(str(row[c]) for c in ("outcome", "cancer_site") if c in frame.columns)
@@ -293,7 +298,7 @@ def _cohorts_twice(chosen: pd.DataFrame, sheet: str, analysis: str) -> list[Prob
     """A cohort may enter an analysis once, or once per sex when it reports men and women apart."""
     problems = []
     sexes_seen: dict[str, list[str]] = {}
-    for number, row in chosen.iterrows():
+    for number, row in records(chosen):
         sex = row.get("sex") if "sex" in chosen.columns else "both"
         before = sexes_seen.setdefault(row["cohort"], [])
         if sex in before or (before and (sex == "both" or "both" in before)):

@@ -49,7 +49,7 @@ class AnalysisRun:
 
     spec: Spec
     rows: pd.DataFrame
-    effects: EffectSizes
+    effects: EffectSizes | None  # None for an unchanged analysis (its record is cached)
     input_hash: str
     cached: dict | None = None
     result: PoolResult | None = None
@@ -58,6 +58,7 @@ class AnalysisRun:
     cumulative: list = field(default_factory=list)
     subgroup_of: list = field(default_factory=list)
     fixed: PoolResult | None = None
+    low_risk: PoolResult | None = None
     bias: object = None
     tsa: object = None
     tsa_note: str = ""
@@ -132,10 +133,21 @@ def _studies(root: Path) -> dict[str, dict]:
 
 
 def _prepare(root: Path, spec: Spec, studies: dict, force: bool) -> AnalysisRun:
+    """The spec's rows and input hash; effect sizes only when the analysis must be re-computed."""
     frame, problems = load_sheet(spec.sheet)
     if problems:
         raise SheetError(problems)
     chosen = spec.select(frame)
+    digest = hashlib.sha256()
+    digest.update(f"meta {__version__}\n".encode())
+    digest.update(spec.path.read_bytes())
+    digest.update(chosen.to_csv(lineterminator="\n").encode())
+    for study_id in sorted(set(chosen.get("study_id", pd.Series(dtype=str)).dropna())):
+        digest.update(json.dumps(studies.get(study_id, {}), sort_keys=True).encode())
+    input_hash = digest.hexdigest()
+    cached = None if force else _cached(root, spec.name, input_hash)
+    if cached is not None:
+        return AnalysisRun(spec, chosen, None, input_hash, cached)
     typed, problems = check_effect_table(chosen, str(spec.sheet.relative_to(root.resolve())),
                                          spec.effect_options.measure)
     if problems:
@@ -144,17 +156,7 @@ def _prepare(root: Path, spec: Spec, studies: dict, force: bool) -> AnalysisRun:
         effects = compute_effects(typed, spec.effect_options)
     except EffectError as error:
         raise EffectError(f"{spec.sheet.relative_to(root.resolve())} (analysis {spec.name}): {error}") from None
-    digest = hashlib.sha256()
-    digest.update(f"meta {__version__}\n".encode())
-    digest.update(spec.path.read_bytes())
-    digest.update(chosen.to_csv(lineterminator="\n").encode())
-    for study_id in sorted(set(chosen.get("study_id", pd.Series(dtype=str)).dropna())):
-        digest.update(json.dumps(studies.get(study_id, {}), sort_keys=True).encode())
-    input_hash = digest.hexdigest()
-    cached = None
-    if not force:
-        cached = _cached(root, spec.name, input_hash)
-    return AnalysisRun(spec, typed, effects, input_hash, cached)
+    return AnalysisRun(spec, typed, effects, input_hash, None)
 
 
 def _cached(root: Path, name: str, input_hash: str) -> dict | None:
@@ -187,6 +189,9 @@ def _fit(runs: list[AnalysisRun]) -> None:
         jobs.append((r.spec.pool_options, e, lambda res, r=r: setattr(r, "result", res)))
         fixed_options = replace(r.spec.pool_options, method="FE", ci="z")
         jobs.append((fixed_options, e, lambda res, r=r: setattr(r, "fixed", res)))
+        low = _low_risk_of_bias(r)
+        if low:
+            jobs.append((r.spec.pool_options, _subset(e, low), lambda res, r=r: setattr(r, "low_risk", res)))
         order = sorted(range(e.k), key=lambda i: (_year(e.years[i]), e.labels[i]))
         r.cumulative = [None] * e.k
         for step in range(e.k):
@@ -242,6 +247,15 @@ def _sequential(r: AnalysisRun):
     except MetaError as error:
         return None, f"not computed: {error}"
     return result, anticipated.describe()
+
+
+def _low_risk_of_bias(r: AnalysisRun) -> list[int]:
+    """Positions of the studies judged at low risk of bias, when they are at least two and not all."""
+    if "risk_of_bias" not in r.rows.columns:
+        return []
+    judged = dict(zip(r.rows.index, r.rows["risk_of_bias"]))
+    low = [i for i, row in enumerate(r.effects.rows) if judged.get(row) == "low"]
+    return low if 2 <= len(low) < r.effects.k else []
 
 
 def _year(value) -> float:
@@ -349,6 +363,9 @@ def _record(r: AnalysisRun, studies: dict) -> dict:
         "fixed_effect": {"estimate": fixed.back(fixed.estimate), "ci_lower": fixed.back(fixed.ci_lower),
                          "ci_upper": fixed.back(fixed.ci_upper)},
         "bias": _rounded(r.bias.to_dict()) if r.bias is not None else None,
+        "low_risk_of_bias": None if r.low_risk is None else {
+            "k": r.low_risk.k, "estimate": r.low_risk.back(r.low_risk.estimate),
+            "ci_lower": r.low_risk.back(r.low_risk.ci_lower), "ci_upper": r.low_risk.back(r.low_risk.ci_upper)},
     }
     record["tsa"] = _rounded(r.tsa.to_dict()) if r.tsa is not None else None
     record["tsa_note"] = r.tsa_note

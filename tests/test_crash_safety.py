@@ -8,6 +8,7 @@ a sheet), ``meta validate`` must pass, and running the command again must give e
 an uninterrupted run. The other tests are quick and in the default run.
 """
 
+import contextlib
 import os
 import random
 import shutil
@@ -73,10 +74,23 @@ def invoke(*args: str):
     return result
 
 
-def kill_at(args: list[str], delay: float) -> bool:
-    """Run ``meta args`` and SIGKILL it (and its workers) after ``delay`` s; False if it ended first."""
+def stamps(root: Path) -> dict[Path, int]:
+    """The modification time of every file under ``root`` (read while a process writes there)."""
+    out = {}
+    for path in root.rglob("*"):
+        with contextlib.suppress(FileNotFoundError):  # a temporary file renamed meanwhile
+            out[path] = path.stat().st_mtime_ns
+    return out
+
+
+def kill_at(args: list[str], delay: float, watch: Path | None = None) -> bool:
+    """Run ``meta args`` and SIGKILL it (and its workers) ``delay`` s after its start, or after its first
+    write under ``watch`` if given; False if it ended first."""
+    before = stamps(watch) if watch else None
     process = subprocess.Popen(META + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
+    while watch and process.poll() is None and stamps(watch) == before:
+        time.sleep(0.005)
     try:
         process.wait(timeout=delay)
         return False
@@ -88,15 +102,12 @@ def kill_at(args: list[str], delay: float) -> bool:
 
 def timed(args: list[str], root: Path) -> tuple[float, float, float]:
     """Run ``meta args`` to its end: (duration, first write, last write), in seconds from its start."""
-    def stamps():
-        return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
-
-    seen = stamps()
+    seen = stamps(root)
     started = time.perf_counter()
     process = subprocess.Popen(META + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     writes = []
     while process.poll() is None:
-        now = stamps()
+        now = stamps(root)
         if now != seen:
             writes.append(time.perf_counter() - started)
             seen = now
@@ -241,7 +252,7 @@ def test_random_kills_leave_old_or_new_files_and_a_rerun_finishes(published, tmp
         "run": (middle, new, ["run", "--root", str(root), "--date", DATE_1], run_times),
     }
     kills = {"add": 0, "run": 0}
-    outcomes = {"old": 0, "new": 0, "mixed": 0}
+    outcomes = {(name, state): 0 for name in kills for state in ("old", "new", "mixed")}
     leftovers = 0
     attempts = 0
     while sum(kills.values()) < KILLS and attempts < 3 * KILLS:
@@ -249,15 +260,15 @@ def test_random_kills_leave_old_or_new_files_and_a_rerun_finishes(published, tmp
         name = "add" if kills["add"] * 2 < KILLS else "run"
         before, after, args, (seconds, first_write, last_write) = commands[name]
         restore(root, before)
-        # half the kills anywhere in the run, half while it writes (where a crash can do harm)
-        delay = (rng.uniform(0.0, 1.1 * seconds) if rng.random() < 0.5
-                 else rng.uniform(max(0.0, first_write - 0.2), last_write + 0.05))
-        if not kill_at(args, delay):
+        # half the kills anywhere in the run, half once it has started writing (where a crash can harm)
+        anywhere = rng.random() < 0.5
+        delay = rng.uniform(0.0, 1.1 * seconds) if anywhere else rng.uniform(0.0, last_write - first_write + 0.05)
+        if not kill_at(args, delay, watch=None if anywhere else root):
             continue
         kills[name] += 1
         leftovers += len(assert_old_or_new(root, before, after))
         now, _ = snapshot(root)
-        outcomes["old" if now == before else "new" if now == after else "mixed"] += 1
+        outcomes[name, "old" if now == before else "new" if now == after else "mixed"] += 1
         assert invoke("validate", "--root", str(root)).exit_code == 0, f"validate fails after kill {attempts}"
         # running the command again finishes the job: exactly the uninterrupted result
         again = invoke(*args)
@@ -265,10 +276,11 @@ def test_random_kills_leave_old_or_new_files_and_a_rerun_finishes(published, tmp
         assert snapshot(root)[0] == after, f"re-running {name} after kill {attempts} does not give the new state"
     seconds = time.perf_counter() - started
     with capsys.disabled():
-        print(f"\nkilled meta add {kills['add']} times and meta run {kills['run']} times in {seconds:.0f} s: "
-              f"{outcomes['old']} left all files old, {outcomes['new']} all new, {outcomes['mixed']} a mix of "
-              f"whole old and new files; {leftovers} temporary file(s) left, none read as a sheet; "
-              f"validate passed and a re-run finished the job every time")
+        for name in kills:
+            print(f"\nkilled meta {name} {kills[name]} times: {outcomes[name, 'old']} left every file old, "
+                  f"{outcomes[name, 'new']} every file new, {outcomes[name, 'mixed']} a mix of whole old and new files")
+        print(f"{sum(kills.values())} kills in {seconds:.0f} s; {leftovers} temporary file(s) left, none read as "
+              "a sheet; validate passed and a re-run gave the uninterrupted result after every kill")
     assert sum(kills.values()) >= KILLS
 
 

@@ -335,7 +335,8 @@ def test_fuzzed_sheets_pool_or_fail_clearly(tmp_path, capsys):
         case = make_case(number, random.Random(rng.getrandbits(64)))
         outcome, detail = run_case(case, tmp_path)
         tally.outcomes[outcome] += 1
-        for kind in case.kind.split(" (")[0].split(" + "):
+        damage, _, encoding = case.kind.partition(" (")
+        for kind in damage.split(" + ") + ([encoding.rstrip(")")] if encoding else []):
             tally.kinds[kind] += 1
         if outcome == "crash":
             tally.crashes.append((case.number, case.kind, case.options, detail))
@@ -348,3 +349,29 @@ def test_fuzzed_sheets_pool_or_fail_clearly(tmp_path, capsys):
             print("  crash:", crash)
     assert tally.crashes == [], f"{len(tally.crashes)} crash(es); first: {tally.crashes[:3]}"
     assert tally.outcomes["pooled"] > CASES // 10, "too few sheets pooled: the fuzzer tests little beyond the checks"
+
+
+# Cases the fuzzer found (each crashed or misled before its fix), kept in the default run.
+REGRESSIONS = [
+    ("sei whose square overflows", "study,yi,sei\nA,0.1,1e200\nB,0.2,0.1\n", ["GEN"], "row 1 (A)"),
+    ("sd whose square overflows", "study,mean_treat,sd_treat,n_treat,mean_ctrl,sd_ctrl,n_ctrl\n"
+     "A,1,1e200,10,2,1,10\nB,1,1,10,2,1,10\n", ["MD"], "row 1 (A)"),
+    ("variance that underflows to 0", "study,yi,sei\nA,0.1,1e-200\nB,0.2,0.1\n", ["GEN"], "row 1 (A)"),
+    ("log ratio whose exp overflows", "study,yi,vi\nS1,2.866,0.02999\nS2,1e6,1.726\nS3,3.925,0.06964\n",
+     ["RR", "--method", "DL"], "not finite"),
+    ("interval whose exp overflows", "study,yi,sei\nS1,4.357,0.9888\nS2,-3.178,2.82\n",
+     ["RR", "--method", "HE", "--ci", "knha", "--level", "99.9"], "not finite"),
+    ("blank line above the header", "\n\nstudy,yi,vi\nA,0.1,0.01\n", ["GEN"], "the first line is blank"),
+    ("blank rows keep their numbers", "study,yi,vi\nA,0.1,0.01\n\n,,\nB,x,0.02\n", ["GEN"], "row 4, column yi"),
+    ("1 MB cell", "study,yi,vi\n" + "A" * 1_000_000 + ",0.1,0.01\n", ["GEN"], "at line 2"),
+]
+
+
+@pytest.mark.parametrize("label, text, options, expected", REGRESSIONS, ids=[r[0] for r in REGRESSIONS])
+def test_fuzzer_findings_stay_fixed(tmp_path, label, text, options, expected):
+    path = tmp_path / "sheet.csv"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["pool", str(path), "--measure", *options, "--json"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert str(path) in result.stderr and expected in result.stderr, result.stderr

@@ -6,6 +6,8 @@ check what changed and, as importantly, that nothing else did.
 
 import csv
 import hashlib
+import json
+import math
 import shutil
 from pathlib import Path
 
@@ -194,3 +196,31 @@ def test_published_outputs_are_up_to_date(tmp_path):
     result = invoke("run", "--root", str(tmp_path), "--date", "2099-01-01")
     assert result.exit_code == 0, result.output
     assert "0 re-computed; 0 file(s) written; 0 new version(s)" in result.output, result.output
+
+
+def test_low_risk_of_bias_sensitivity_pools_only_those_studies(tmp_path):
+    root = copy_project(tmp_path / "rob")
+    sheet = root / SURVIVAL
+    rows = list(csv.DictReader(sheet.open(encoding="utf-8")))
+    chosen = [r for r in rows if r["outcome"] == "all_cause_mortality" and r["cancer_site"] == "breast"][:3]
+    for row in rows:
+        row["risk_of_bias"] = "low" if row in chosen else "high"
+    with sheet.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    assert invoke("run", "--root", str(root), "--date", "2026-01-01").exit_code == 0
+    record = json.loads((root / "analyses/output/survival-breast-all-cause/analysis.json").read_text())
+    low = record["low_risk_of_bias"]
+    assert low["k"] == 3
+    from meta.analysis import pool_frame
+    from meta.options import EffectOptions, PoolOptions
+    from meta.sheets import load_sheet
+
+    frame, _ = load_sheet(sheet)
+    subset = frame[frame["study"].isin([r["study"] for r in chosen]) & (frame["outcome"] == "all_cause_mortality")
+                   & (frame["cancer_site"] == "breast")]
+    expected = pool_frame(subset, "subset", EffectOptions("HR"), PoolOptions(method="REML", ci="knha"))
+    assert low["estimate"] == pytest.approx(math.exp(expected.estimate), rel=1e-9)
+    assert low["ci_upper"] == pytest.approx(math.exp(expected.ci_upper), rel=1e-9)
+    assert "risk of bias: studies at high risk carry" in " ".join(record["certainty"]["reasons"])

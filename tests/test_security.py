@@ -7,6 +7,7 @@ run, given a hostile row (label, cohort, source) and run again; the tests read w
 
 import csv
 import json
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from xml.etree import ElementTree
@@ -162,3 +163,18 @@ def test_a_spec_with_a_value_of_the_wrong_type_is_a_clear_error(tmp_path, line):
     result = invoke("validate", "--root", root)
     assert result.exit_code == 1 and "depression.toml" in result.stderr
 
+
+
+@pytest.mark.xfail(strict=True, reason="meta/plots.py hands sheet text to matplotlib's mathtext, so a label with "
+                                       "'$...$' that is not valid TeX stops `meta run` (exit 2); owned elsewhere: "
+                                       "escape '$' there, then remove this mark")
+def test_a_label_with_dollar_signs_is_drawn_as_text(hostile, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(hostile, root)
+    args = ["add", root / SURVIVAL, "--root", root, "--run", "--date", "2026-03-01"]
+    values = {**NEW_ROW, "study": r"Cost $\frac$ 2020", "cohort": "Dollar Cohort", "estimate": "0.75",
+              "quote": "HR 0.75 (95% CI 0.50 to 0.98)"}
+    for column, value in values.items():
+        args += ["--set", f"{column}={value}"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.stderr
