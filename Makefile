@@ -4,7 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test bench site-check browser reference clean
+.PHONY: run test bench fuzz crash site-check browser reference clean
 
 # constraints.txt pins every dependency to the versions the published outputs were made with,
 # so plots and tables are byte-identical on every machine.
@@ -29,6 +29,12 @@ site-check: run browser ## render the site headless and save site-check.png for 
 
 bench: $(STAMP)        ## benchmark meta batch against PyMARE and metafor (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/bench.py
+
+fuzz: $(STAMP)         ## seeded sheet fuzzer: 10,000 sheets through `meta pool` (about 1 min)
+	$(BIN)/python -m pytest -m fuzz
+
+crash: $(STAMP)        ## crash safety: 120 SIGKILLs of meta add/run and a race of two `add --run` (about 5 min)
+	$(BIN)/python -m pytest -m slow
 
 reference:             ## regenerate metafor reference values (needs Rscript with metafor)
 	Rscript reference/make_reference.R

@@ -35,6 +35,7 @@ STYLE = {
     "svg.hashsalt": "meta-living",
     "svg.fonttype": "none",
     "path.simplify": False,
+    "text.parse_math": False,  # text from sheets is shown as written ('$' is not TeX)
 }
 PNG_METADATA = {"Software": None}
 SVG_METADATA = {"Date": None, "Creator": None}

@@ -164,10 +164,6 @@ def test_a_spec_with_a_value_of_the_wrong_type_is_a_clear_error(tmp_path, line):
     assert result.exit_code == 1 and "depression.toml" in result.stderr
 
 
-
-@pytest.mark.xfail(strict=True, reason="meta/plots.py hands sheet text to matplotlib's mathtext, so a label with "
-                                       "'$...$' that is not valid TeX stops `meta run` (exit 2); owned elsewhere: "
-                                       "escape '$' there, then remove this mark")
 def test_a_label_with_dollar_signs_is_drawn_as_text(hostile, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(hostile, root)
