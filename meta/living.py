@@ -20,7 +20,8 @@ from .review import Review
 HISTORY_COLUMNS = ("version_date", "analysis", "input_hash", "measure", "k", "estimate", "ci_lower",
                    "ci_upper", "pi_lower", "pi_upper", "tau2", "i2", "studies")
 SUMMARY_COLUMNS = ("Outcome", "Population", "Comparison", "Studies (k)", "Participants / events",
-                   "Pooled estimate (95% CI)", "Prediction interval", "I\u00b2", "tau\u00b2", "Model",
+                   "Pooled estimate (95% CI)", "Absolute effect per 1,000 (95% CI)", "Prediction interval",
+                   "I\u00b2", "tau\u00b2", "Model",
                    "Certainty (GRADE)", "Sequential monitoring (TSA)", "Last updated", "Change since previous version")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -185,6 +186,7 @@ class SummaryRow:
     k: str
     participants: str
     estimate: str
+    absolute: str
     prediction: str
     i2: str
     tau2: str
@@ -196,7 +198,21 @@ class SummaryRow:
 
     def cells(self) -> list[str]:
         return [self.outcome, self.population, self.comparison, self.k, self.participants, self.estimate,
-                self.prediction, self.i2, self.tau2, self.model, self.certainty, self.sequential, self.updated, self.change]
+                self.absolute, self.prediction, self.i2, self.tau2, self.model, self.certainty, self.sequential,
+                self.updated, self.change]
+
+
+def absolute_effect(measure: str, baseline: float, estimate: float, lower: float, upper: float) -> str:
+    """Events per 1,000 without and with the intervention (GRADE summary of findings): the baseline
+    risk times the RR or HR, or converted through the OR; '' for other measures."""
+    if measure in ("RR", "HR"):
+        convert = lambda ratio: baseline * ratio  # noqa: E731
+    elif measure == "OR":
+        convert = lambda ratio: ratio * baseline / (1 - baseline + ratio * baseline)  # noqa: E731
+    else:
+        return ""
+    per = [round(1000 * min(1.0, convert(x))) for x in (estimate, lower, upper)]
+    return f"{round(1000 * baseline)} \u2192 {per[0]} ({per[1]} to {per[2]})"
 
 
 def certainty_cells(records: list[dict]) -> tuple[list[str], list[str]]:

@@ -28,7 +28,8 @@ from .effects import EffectError, EffectSizes, compute_effects
 from .errors import MetaError, SheetError
 from .evidence import validate_project
 from .living import (
-    SummaryRow, Version, certainty_cells, changes_text, describe_change, history_text, latest, previous, read_history,
+    SummaryRow, Version, absolute_effect, certainty_cells, changes_text, describe_change, history_text, latest,
+    previous, read_history,
     stored, summary_csv, summary_markdown, update_history,
 )
 from .options import PoolOptions
@@ -60,6 +61,7 @@ class AnalysisRun:
     fixed: PoolResult | None = None
     low_risk: PoolResult | None = None
     bias: object = None
+    influence: tuple = ()
     tsa: object = None
     tsa_note: str = ""
 
@@ -223,8 +225,19 @@ def _fit(runs: list[AnalysisRun]) -> None:
         from .bias import bias_report  # scipy.stats is slow to import; a no-change run never needs it
 
         r.bias = bias_report(r.result, r.spec.pool_options) if r.effects.k >= 2 else None
+        r.influence = _influence(r) if r.effects.k >= 3 else ()
         if r.spec.tsa:
             r.tsa, r.tsa_note = _sequential(r)
+
+
+def _influence(r: AnalysisRun) -> tuple:
+    """metafor's case-deletion diagnostics, or none where the model cannot be refitted without a study."""
+    from .bias import influence
+
+    try:
+        return influence(r.effects.labels, r.effects.yi, r.effects.vi, r.spec.pool_options)
+    except MetaError:
+        return ()
 
 
 def _sequential(r: AnalysisRun):
@@ -353,7 +366,8 @@ def _record(r: AnalysisRun, studies: dict) -> dict:
     record = {
         "analysis": spec.name, "input_hash": r.input_hash, "title": spec.title, "outcome": spec.outcome,
         "population": spec.population, "comparison": spec.comparison, "rationale": spec.rationale,
-        "sheet": str(spec.sheet.name), "measure": res.measure, "method": res.method, "ci_method": res.ci_method,
+        "sheet": str(spec.sheet.name), "measure": res.measure, "baseline_risk": spec.baseline_risk,
+        "baseline_risk_source": spec.baseline_risk_source, "method": res.method, "ci_method": res.ci_method,
         "result": _rounded(res.to_dict()), "studies": study_list, "participants": participants, "events": events,
         "subgroup": spec.subgroup or "",
         "subgroups": [{"level": level, "k": s.k, "estimate": s.back(s.estimate), "ci_lower": s.back(s.ci_lower),
@@ -363,6 +377,7 @@ def _record(r: AnalysisRun, studies: dict) -> dict:
         "fixed_effect": {"estimate": fixed.back(fixed.estimate), "ci_lower": fixed.back(fixed.ci_lower),
                          "ci_upper": fixed.back(fixed.ci_upper)},
         "bias": _rounded(r.bias.to_dict()) if r.bias is not None else None,
+        "influence": [_rounded(row.to_dict()) for row in r.influence],
         "low_risk_of_bias": None if r.low_risk is None else {
             "k": r.low_risk.k, "estimate": r.low_risk.back(r.low_risk.estimate),
             "ci_lower": r.low_risk.back(r.low_risk.ci_lower), "ci_upper": r.low_risk.back(r.low_risk.ci_upper)},
@@ -473,6 +488,8 @@ def summary_row(record: dict, versions: list[Version], certainty: str) -> Summar
         analysis=record["analysis"], outcome=record["title"], population=record["population"],
         comparison=record["comparison"], k=str(k), participants="; ".join(counts) or "not reported",
         estimate=f"{record['measure']} {v.estimate:.2f} ({v.ci_lower:.2f} to {v.ci_upper:.2f})",
+        absolute=(absolute_effect(record["measure"], record["baseline_risk"], v.estimate, v.ci_lower, v.ci_upper)
+                  + f" (baseline: {record['baseline_risk_source']})") if record.get("baseline_risk") else "no baseline risk in the spec",
         prediction=prediction, i2=f"{res['i2']:.0f}%", tau2=f"{res['tau2']:.4f}", model=model,
         certainty=certainty, sequential=_sequential_text(record), updated=v.version_date, change=change)
 

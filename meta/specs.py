@@ -18,7 +18,8 @@ from .errors import OptionError, SpecError
 from .options import EffectOptions, PoolOptions
 
 SPEC_KEYS = {"title", "outcome", "population", "comparison", "sheet", "measure", "method", "ci",
-             "md_variance", "zero_cells", "level", "subgroup", "rationale", "filter", "favours", "tsa"}
+             "md_variance", "zero_cells", "level", "subgroup", "rationale", "filter", "favours", "tsa",
+             "baseline_risk", "baseline_risk_source"}
 TSA_KEYS = {"anticipated_rrr", "anticipated_smd", "anticipated_md", "sd", "alpha", "power", "information"}
 REQUIRED_KEYS = ("title", "outcome", "population", "comparison", "sheet", "measure", "rationale")
 
@@ -41,6 +42,8 @@ class Spec:
     subgroup: str | None = None
     favours: tuple[str, str] = ("treatment", "control")
     tsa: dict | None = None
+    baseline_risk: float | None = None
+    baseline_risk_source: str = ""
 
     def select(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The rows of the sheet the filters keep (index = sheet row numbers)."""
@@ -84,6 +87,12 @@ def load_spec(path: Path, root: Path) -> Spec:
     favours = data.get("favours", ["treatment", "control"])
     if not (isinstance(favours, list) and len(favours) == 2 and all(isinstance(f, str) for f in favours)):
         raise SpecError(f"{where}: favours must be two labels, left and right of the null line")
+    baseline = data.get("baseline_risk")
+    if baseline is not None:
+        if isinstance(baseline, bool) or not isinstance(baseline, (int, float)) or not 0 < baseline < 1:
+            raise SpecError(f"{where}: baseline_risk must be a proportion between 0 and 1; got {baseline!r}")
+        if not isinstance(data.get("baseline_risk_source"), str) or not data["baseline_risk_source"].strip():
+            raise SpecError(f"{where}: baseline_risk needs baseline_risk_source (where the number was read)")
     tsa = data.get("tsa")
     if tsa is not None:
         unknown = sorted(set(tsa) - TSA_KEYS) if isinstance(tsa, dict) else ["(not a table)"]
@@ -95,7 +104,8 @@ def load_spec(path: Path, root: Path) -> Spec:
         if unknown or len(effects) != 1:
             raise SpecError(f"{where}: [tsa] takes one of anticipated_rrr, anticipated_smd, anticipated_md (with sd) "
                             f"and optionally alpha, power, information; got {', '.join(sorted(tsa)) if isinstance(tsa, dict) else tsa}")
-    return Spec(name=Path(path).stem, favours=tuple(favours), tsa=tsa, path=Path(path), title=data["title"], outcome=data["outcome"],
+    return Spec(name=Path(path).stem, favours=tuple(favours), tsa=tsa, baseline_risk=baseline,
+                baseline_risk_source=data.get("baseline_risk_source", ""), path=Path(path), title=data["title"], outcome=data["outcome"],
                 population=data["population"], comparison=data["comparison"], sheet=sheet,
                 rationale=data["rationale"], effect_options=effect_options, pool_options=pool_options,
                 filters=filters, subgroup=data.get("subgroup"))

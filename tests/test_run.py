@@ -73,6 +73,12 @@ def test_first_run_writes_every_output(project):
     assert sorted(r["analysis"] for r in history) == specs
     for table in ("summary.md", "summary.html"):
         assert "Breast cancer incidence" in (project / "analyses/output" / table).read_text()
+    for name in specs:
+        record = json.loads((project / "analyses/output" / name / "analysis.json").read_text())
+        k = record["result"]["k"]
+        assert [row["study"] for row in record["influence"]] == ([s["study"] for s in record["studies"]] if k >= 3 else [])
+        assert record["certainty"]["level"] in ("high", "moderate", "low", "very low")
+        assert record["fixed_effect"]["ci_lower"] <= record["fixed_effect"]["estimate"] <= record["fixed_effect"]["ci_upper"]
 
 
 def test_second_run_rewrites_nothing(project):
@@ -209,7 +215,13 @@ def test_low_risk_of_bias_sensitivity_pools_only_those_studies(tmp_path):
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+    spec = root / "analyses/survival-breast-all-cause.toml"
+    spec.write_text('baseline_risk = 0.10\nbaseline_risk_source = "test value"\n' + spec.read_text())
     assert invoke("run", "--root", str(root), "--date", "2026-01-01").exit_code == 0
+    summary = {r["analysis"]: r for r in csv.DictReader((root / "analyses/output/summary.csv").open())}
+    cell = summary["survival-breast-all-cause"]["Absolute effect per 1,000 (95% CI)"]
+    assert cell.startswith("100 \u2192 ") and cell.endswith("(baseline: test value)")
+    assert summary["risk-breast"]["Absolute effect per 1,000 (95% CI)"] == "no baseline risk in the spec"
     record = json.loads((root / "analyses/output/survival-breast-all-cause/analysis.json").read_text())
     low = record["low_risk_of_bias"]
     assert low["k"] == 3
