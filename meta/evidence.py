@@ -275,7 +275,7 @@ def check_spec(spec: Spec, sheets: dict, root: Path) -> list[Problem]:
         return [Problem("bad-spec", where, 0, "sheet", f"the sheet {_rel(spec.sheet, root)} is not a valid result sheet",
                         "name a sheet under extraction/<outcome>/ that passes validation")]
     problems = []
-    for column in list(spec.filters) + ([spec.subgroup] if spec.subgroup else []):
+    for column in list(spec.filters) + ([spec.subgroup] if spec.subgroup else []) + list(spec.moderators):
         if column not in frame.columns:
             problems.append(Problem("bad-spec", where, 0, column, f"the sheet has no column '{column}'",
                                     "filter on a column of the sheet"))

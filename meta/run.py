@@ -62,6 +62,8 @@ class AnalysisRun:
     low_risk: PoolResult | None = None
     bias: object = None
     influence: tuple = ()
+    metareg: object = None
+    metareg_note: str = ""
     tsa: object = None
     tsa_note: str = ""
 
@@ -226,8 +228,23 @@ def _fit(runs: list[AnalysisRun]) -> None:
 
         r.bias = bias_report(r.result, r.spec.pool_options) if r.effects.k >= 2 else None
         r.influence = _influence(r) if r.effects.k >= 3 else ()
+        if r.spec.moderators:
+            r.metareg, r.metareg_note = _meta_regression(r)
         if r.spec.tsa:
             r.tsa, r.tsa_note = _sequential(r)
+
+
+def _meta_regression(r: AnalysisRun):
+    """Meta-regression on the spec's moderators (numeric columns of the sheet), or why not."""
+    from .metareg import fit_metareg
+
+    rows = r.rows.loc[list(r.effects.rows), list(r.spec.moderators)]
+    table = rows.apply(pd.to_numeric, errors="coerce")
+    try:
+        return fit_metareg(r.effects.yi, r.effects.vi, table.reset_index(drop=True), method=r.spec.pool_options.method,
+                           test=r.spec.pool_options.ci, studies=r.effects.labels), ""
+    except MetaError as error:
+        return None, f"not computed: {error}"
 
 
 def _influence(r: AnalysisRun) -> tuple:
@@ -378,6 +395,8 @@ def _record(r: AnalysisRun, studies: dict) -> dict:
                          "ci_upper": fixed.back(fixed.ci_upper)},
         "bias": _rounded(r.bias.to_dict()) if r.bias is not None else None,
         "influence": [_rounded(row.to_dict()) for row in r.influence],
+        "metareg": _rounded(r.metareg.to_dict()) if r.metareg is not None else None,
+        "metareg_note": r.metareg_note,
         "low_risk_of_bias": None if r.low_risk is None else {
             "k": r.low_risk.k, "estimate": r.low_risk.back(r.low_risk.estimate),
             "ci_lower": r.low_risk.back(r.low_risk.ci_lower), "ci_upper": r.low_risk.back(r.low_risk.ci_upper)},

@@ -19,7 +19,7 @@ from .options import EffectOptions, PoolOptions
 
 SPEC_KEYS = {"title", "outcome", "population", "comparison", "sheet", "measure", "method", "ci",
              "md_variance", "zero_cells", "level", "subgroup", "rationale", "filter", "favours", "tsa",
-             "baseline_risk", "baseline_risk_source"}
+             "baseline_risk", "baseline_risk_source", "moderators"}
 TSA_KEYS = {"anticipated_rrr", "anticipated_smd", "anticipated_md", "sd", "alpha", "power", "information"}
 REQUIRED_KEYS = ("title", "outcome", "population", "comparison", "sheet", "measure", "rationale")
 
@@ -43,6 +43,7 @@ class Spec:
     favours: tuple[str, str] = ("treatment", "control")
     tsa: dict | None = None
     baseline_risk: float | None = None
+    moderators: tuple[str, ...] = ()
     baseline_risk_source: str = ""
 
     def select(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -87,6 +88,9 @@ def load_spec(path: Path, root: Path) -> Spec:
     favours = data.get("favours", ["treatment", "control"])
     if not (isinstance(favours, list) and len(favours) == 2 and all(isinstance(f, str) for f in favours)):
         raise SpecError(f"{where}: favours must be two labels, left and right of the null line")
+    moderators = data.get("moderators", [])
+    if not (isinstance(moderators, list) and all(isinstance(m, str) for m in moderators)):
+        raise SpecError(f"{where}: moderators must be a list of column names, e.g. [\"dose_met_h_week\"]")
     baseline = data.get("baseline_risk")
     if baseline is not None:
         if isinstance(baseline, bool) or not isinstance(baseline, (int, float)) or not 0 < baseline < 1:
@@ -105,6 +109,7 @@ def load_spec(path: Path, root: Path) -> Spec:
             raise SpecError(f"{where}: [tsa] takes one of anticipated_rrr, anticipated_smd, anticipated_md (with sd) "
                             f"and optionally alpha, power, information; got {', '.join(sorted(tsa)) if isinstance(tsa, dict) else tsa}")
     return Spec(name=Path(path).stem, favours=tuple(favours), tsa=tsa, baseline_risk=baseline,
+                moderators=tuple(moderators),
                 baseline_risk_source=data.get("baseline_risk_source", ""), path=Path(path), title=data["title"], outcome=data["outcome"],
                 population=data["population"], comparison=data["comparison"], sheet=sheet,
                 rationale=data["rationale"], effect_options=effect_options, pool_options=pool_options,

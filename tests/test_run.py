@@ -78,6 +78,10 @@ def test_first_run_writes_every_output(project):
         k = record["result"]["k"]
         assert [row["study"] for row in record["influence"]] == ([s["study"] for s in record["studies"]] if k >= 3 else [])
         assert record["certainty"]["level"] in ("high", "moderate", "low", "very low")
+        if name == "risk-breast":  # its spec asks for a meta-regression on dose
+            assert [c["name"] for c in record["metareg"]["coefficients"]] == ["intrcpt", "dose_met_h_week"]
+            # metafor 3.8-1: rma(yi, vi, mods = ~ dose_met_h_week, method = "REML", test = "knha")
+            assert record["metareg"]["coefficients"][1]["estimate"] == pytest.approx(-0.000458004777225, rel=1e-6)
         assert record["fixed_effect"]["ci_lower"] <= record["fixed_effect"]["estimate"] <= record["fixed_effect"]["ci_upper"]
 
 
