@@ -33,7 +33,7 @@ from .analysis import pool_sheet
 from .options import METHOD_NAMES, RATIO_MEASURES, EffectOptions, PoolOptions
 from .pooling import pool_batch
 from .regression import ModelError, fit_regression
-from .results import PoolResult
+from .results import PoolResult, json_value
 
 _EPS = np.finfo(float).eps
 MIN_STUDIES_FOR_TESTS = 10  # Sterne et al. 2011, BMJ 343:d4002; Cochrane Handbook 5.1, section 10.4.3.1
@@ -53,7 +53,7 @@ class EggerTest:
     limit_estimate: float
 
     def to_dict(self) -> dict:
-        return {name: _plain(value) for name, value in asdict(self).items()}
+        return {name: json_value(value) for name, value in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class RankTest:
     exact: bool
 
     def to_dict(self) -> dict:
-        return {name: _plain(value) for name, value in asdict(self).items()}
+        return {name: json_value(value) for name, value in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class TrimFill:
     filled_vi: tuple[float, ...]
 
     def to_dict(self) -> dict:
-        out = {name: _plain(value) for name, value in asdict(self).items()}
+        out = {name: json_value(value) for name, value in asdict(self).items()}
         out["filled_yi"], out["filled_vi"] = list(self.filled_yi), list(self.filled_vi)
         return out
 
@@ -98,7 +98,7 @@ class LeaveOneOut:
     tau2: float
 
     def to_dict(self) -> dict:
-        return {name: _plain(value) for name, value in asdict(self).items()}
+        return {name: json_value(value) for name, value in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class Influence:
     influential: bool
 
     def to_dict(self) -> dict:
-        return {name: _plain(value) for name, value in asdict(self).items()}
+        return {name: json_value(value) for name, value in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -147,13 +147,13 @@ class BiasReport:
             "k": self.k,
             "measure": self.measure,
             "method": self.method,
-            "egger_z": _plain(egger.statistic) if egger else None,
-            "egger_p": _plain(egger.p) if egger else None,
-            "begg_tau": _plain(begg.tau) if begg else None,
-            "begg_p": _plain(begg.p) if begg else None,
+            "egger_z": json_value(egger.statistic) if egger else None,
+            "egger_p": json_value(egger.p) if egger else None,
+            "begg_tau": json_value(begg.tau) if begg else None,
+            "begg_p": json_value(begg.p) if begg else None,
             "trimfill_k0": tf.k0 if tf else None,
             "trimfill_side": tf.side if tf else None,
-            "trimfill_estimate": _plain(tf.estimate) if tf else None,
+            "trimfill_estimate": json_value(tf.estimate) if tf else None,
             "leave_one_out": [row.to_dict() for row in self.leave_one_out],
         }
         if self.warnings:
@@ -164,15 +164,6 @@ class BiasReport:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
 
-def _plain(value):
-    """JSON-safe Python value: NaN becomes None, numpy scalars become Python numbers."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value
 
 
 # --- Egger ----------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from scipy import stats
 
 from .effects import compute_effects
 from .errors import Problem, SheetError
+from .results import json_value
 from .options import CI_METHODS, METHOD_NAMES, METHODS, EffectOptions, check_choice
 from .regression import ModelError, _inv_xwx, _p_matrix, estimate_tau2, fit_regression
 from .sheets import check_effect_table, load_sheet
@@ -102,8 +103,8 @@ class MetaRegression:
 
     def to_dict(self) -> dict:
         """JSON-safe form (NaN and infinities become None)."""
-        out = {name: _plain(value) for name, value in asdict(self).items() if name != "coefficients"}
-        out["coefficients"] = [{name: _plain(v) for name, v in asdict(c).items()} for c in self.coefficients]
+        out = {name: json_value(value) for name, value in asdict(self).items() if name != "coefficients"}
+        out["coefficients"] = [{name: json_value(v) for name, v in asdict(c).items()} for c in self.coefficients]
         out["qm_df"], out["omitted"], out["warnings"] = list(self.qm_df), list(self.omitted), list(self.warnings)
         return out
 
@@ -111,14 +112,6 @@ class MetaRegression:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
 
-def _plain(value):
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 @dataclass(frozen=True)

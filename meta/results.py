@@ -92,12 +92,12 @@ class PoolResult:
 
     def to_dict(self) -> dict:
         """The results contract: exactly DESIGN.md's fields, then exp() of them for ratios, then provenance."""
-        out = {name: _plain(getattr(self, name)) for name in CONTRACT_FIELDS}
+        out = {name: json_value(getattr(self, name)) for name in CONTRACT_FIELDS}
         if self.is_ratio:
             for name in ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper"):
-                out[f"{name}_exp"] = _plain(self.back(getattr(self, name)))
-        out["i2_ci_lower"], out["i2_ci_upper"] = _plain(self.i2_ci_lower), _plain(self.i2_ci_upper)
-        out["h2_ci_lower"], out["h2_ci_upper"] = _plain(self.h2_ci_lower), _plain(self.h2_ci_upper)
+                out[f"{name}_exp"] = json_value(self.back(getattr(self, name)))
+        out["i2_ci_lower"], out["i2_ci_upper"] = json_value(self.i2_ci_lower), json_value(self.i2_ci_upper)
+        out["h2_ci_lower"], out["h2_ci_upper"] = json_value(self.h2_ci_lower), json_value(self.h2_ci_upper)
         out["converged"] = bool(self.converged)
         out["studies"] = list(self.studies)
         out["corrected"] = list(self.corrected)
@@ -114,12 +114,14 @@ class PoolResult:
         return pd.DataFrame([{name: getattr(self, name) for name in CONTRACT_FIELDS}])
 
 
-def _plain(value):
-    """JSON-safe Python value: NaN becomes None, numpy scalars become Python numbers."""
-    if isinstance(value, (np.integer,)):
+def json_value(value):
+    """JSON-safe Python value: NaN and infinities become None, numpy scalars Python numbers."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return None if not np.isfinite(value) else float(value)
+        return float(value) if np.isfinite(value) else None
     return value
 
 

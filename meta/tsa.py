@@ -39,6 +39,7 @@ import numpy as np
 from scipy import optimize, special
 
 from .errors import MetaError, OptionError
+from .results import json_value
 from .options import METHODS, PoolOptions, check_choice
 from .pooling import pool_batch
 
@@ -280,10 +281,10 @@ class TSAResult:
 
     def to_dict(self) -> dict:
         """JSON-safe form (infinite boundaries become None)."""
-        out = {name: _plain(value) for name, value in asdict(self).items() if name not in ("points", "anticipated")}
-        out["anticipated"] = {name: _plain(v) for name, v in asdict(self.anticipated).items()}
+        out = {name: json_value(value) for name, value in asdict(self).items() if name not in ("points", "anticipated")}
+        out["anticipated"] = {name: json_value(v) for name, v in asdict(self.anticipated).items()}
         out["anticipated"]["description"] = self.anticipated.describe()
-        out["points"] = [{name: _plain(v) for name, v in asdict(p).items()} for p in self.points]
+        out["points"] = [{name: json_value(v) for name, v in asdict(p).items()} for p in self.points]
         out["warnings"] = list(self.warnings)
         return out
 
@@ -291,14 +292,6 @@ class TSAResult:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
 
-def _plain(value):
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def trial_sequential_analysis(yi, vi, years, anticipated: AnticipatedEffect, measure: str,
