@@ -27,9 +27,9 @@ from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from .analysis import pool_sheet
+from .distributions import chi2_cdf, norm_sf
 from .options import METHOD_NAMES, RATIO_MEASURES, EffectOptions, PoolOptions
 from .pooling import pool_batch
 from .regression import ModelError, fit_regression
@@ -249,7 +249,7 @@ def _kendall_normal_p(tau, x, y) -> float:
               - np.sum(ty * (ty - 1) * (2 * ty + 5))) / 18
              + np.sum(tx * (tx - 1)) * np.sum(ty * (ty - 1)) / (2 * n * (n - 1))
              + np.sum(tx * (tx - 1) * (tx - 2)) * np.sum(ty * (ty - 1) * (ty - 2)) / (9 * n * (n - 1) * (n - 2)))
-    return float(2 * stats.norm.sf(abs(s / math.sqrt(var_s))))
+    return float(2 * norm_sf(abs(s / math.sqrt(var_s))))
 
 
 def _tie_sizes(x):
@@ -352,7 +352,7 @@ def influence(studies, yi, vi, options: PoolOptions) -> tuple[Influence, ...]:
         dfbetas = (beta - b_del) / np.sqrt(s2w * vb_del)
         cook = (beta - b_del) ** 2 / vb
         cov_r = dele["se"] ** 2 / vb
-    influential = ((np.abs(dffits) > 3 * math.sqrt(1 / (k - 1))) | (stats.chi2.cdf(cook, 1) > 0.5)
+    influential = ((np.abs(dffits) > 3 * math.sqrt(1 / (k - 1))) | (chi2_cdf(cook, 1) > 0.5)
                    | (hat > 3 / k) | (np.abs(dfbetas) > 1))
     return tuple(
         Influence(str(studies[i]), float(rstudent[i]), float(dffits[i]), float(cook[i]), float(cov_r[i]),

@@ -40,3 +40,12 @@ def chi2_isf(p, df):
 def chi2_ppf(p, df):
     """Lower-tail quantile of chi-square on ``df`` degrees of freedom."""
     return special.chdtri(df, 1.0 - p)
+
+
+def chi2_cdf(x, df):
+    return special.chdtr(df, x)
+
+
+def f_sf(x, dfn, dfd):
+    """Upper tail of the F distribution on (``dfn``, ``dfd``) degrees of freedom."""
+    return special.fdtrc(dfn, dfd, x)

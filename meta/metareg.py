@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .distributions import chi2_sf, f_sf, norm_isf, t_isf
 from .effects import compute_effects
 from .errors import Problem, SheetError
-from .results import json_value
 from .options import CI_METHODS, METHOD_NAMES, METHODS, EffectOptions, check_choice
 from .regression import ModelError, _inv_xwx, _p_matrix, estimate_tau2, fit_regression
+from .results import json_value
 from .sheets import check_effect_table, load_sheet
 
 INTERCEPT = "intrcpt"  # metafor's name of the intercept
@@ -204,7 +204,7 @@ def fit_metareg(yi, vi, moderators, method: str = "REML", test: str = "z", level
     fit = fit_regression(y, v, X, method, test, threshold, maxiter)
     k, p = X.shape
     beta, se = np.array(fit.beta), np.array(fit.se)
-    crit = stats.t.isf((1 - level / 100) / 2, fit.df) if fit.df is not None else stats.norm.isf((1 - level / 100) / 2)
+    crit = t_isf((1 - level / 100) / 2, fit.df) if fit.df is not None else norm_isf((1 - level / 100) / 2)
     coefficients = tuple(Coefficient(name, b, s, z, pv, b - crit * s, b + crit * s)
                          for name, b, s, z, pv in zip(design.names, beta, se, fit.zval, fit.p))
     qm, qm_df, qm_p = _omnibus(y, v, X, beta, fit, test)
@@ -221,7 +221,7 @@ def fit_metareg(yi, vi, moderators, method: str = "REML", test: str = "z", level
     return MetaRegression(
         k=k, p=p, method=method, test=test, level=float(level), coefficients=coefficients, df=fit.df,
         tau2=fit.tau2, i2=float(i2), h2=float(h2), r2=r2, qm=qm, qm_df=qm_df, qm_p=qm_p, qe=qe,
-        qe_df=k - p, qe_p=float(stats.chi2.sf(qe, k - p)) if k > p else 1.0, iterations=fit.iterations, omitted=omitted,
+        qe_df=k - p, qe_p=float(chi2_sf(qe, k - p)) if k > p else 1.0, iterations=fit.iterations, omitted=omitted,
         warnings=tuple(warnings))
 
 
@@ -242,8 +242,8 @@ def _omnibus(y, v, X, beta, fit, test) -> tuple[float, tuple[int, ...], float]:
         qm = math.nan
     if test == "knha":
         qm /= m
-        return qm, (m, k - p), float(stats.f.sf(qm, m, k - p))
-    return qm, (m,), float(stats.chi2.sf(qm, m))
+        return qm, (m, k - p), float(f_sf(qm, m, k - p))
+    return qm, (m,), float(chi2_sf(qm, m))
 
 
 def _residual_heterogeneity(y, v, X) -> tuple[float, float]:

@@ -303,15 +303,16 @@ def warm_up() -> None:
     figure_bytes(fig)
 
 
-def figure_bytes(fig: plt.Figure, tight: bool = False) -> dict[str, bytes]:
-    """PNG and SVG bytes of a figure, free of dates and versions.
+def figure_bytes(fig: plt.Figure, tight: bool = False, formats: tuple[str, ...] = ("png", "svg")) -> dict[str, bytes]:
+    """PNG and/or SVG bytes of a figure, free of dates and versions.
 
-    ``tight`` crops to the drawn content (measured once, for both formats).
+    ``tight`` crops to the drawn content (measured once, for every format).
     """
     out = {}
+    metadata_of = {"png": PNG_METADATA, "svg": SVG_METADATA}
     with plt.rc_context(STYLE):
         box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1) if tight else None
-        for fmt, metadata in (("png", PNG_METADATA), ("svg", SVG_METADATA)):
+        for fmt, metadata in ((fmt, metadata_of[fmt]) for fmt in formats):
             buffer = io.BytesIO()
             fig.savefig(buffer, format=fmt, metadata=metadata, dpi=DPI, bbox_inches=box)
             out[fmt] = buffer.getvalue()

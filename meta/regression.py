@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from .distributions import norm_sf, t_sf
 from .errors import MetaError
 from .options import CI_METHODS, METHODS, check_choice
 from .rootfind import R_UNIROOT_TOL, brent_roots
@@ -80,7 +80,7 @@ def fit_regression(yi, vi, X, method: str = "REML", test: str = "z", threshold: 
     se = np.sqrt(np.diag(vb))
     with np.errstate(divide="ignore", invalid="ignore"):
         zval = beta / se
-    pval = 2 * (stats.t.sf(np.abs(zval), df) if df is not None else stats.norm.sf(np.abs(zval)))
+    pval = 2 * (t_sf(np.abs(zval), df) if df is not None else norm_sf(np.abs(zval)))
     return RegressionFit(k, method, test, _floats(beta), _floats(se), _floats(zval), _floats(pval),
                          float(tau2), df, iterations)
 

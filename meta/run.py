@@ -41,7 +41,9 @@ from .specs import Spec, load_specs
 from .storage import locked, write_if_changed
 
 OUTPUT = Path("analyses") / "output"
-PLOTS = ("forest", "cumulative", "funnel")
+PLOTS = {"forest": ("png", "svg"), "cumulative": ("png",), "funnel": ("png",)}  # plot -> formats
+# Only the forest plot is also written as SVG: the others are drawn for the site, and SVG doubles
+# the drawing time that dominates a cold `meta run`.
 
 
 @dataclass
@@ -170,9 +172,9 @@ def _cached(root: Path, name: str, input_hash: str) -> dict | None:
         record = json.loads((folder / "analysis.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    files = [f"{plot}.{fmt}" for plot in PLOTS for fmt in ("png", "svg")]
+    files = [f"{plot}.{fmt}" for plot, formats in PLOTS.items() for fmt in formats]
     if record.get("tsa"):
-        files += ["sequential.png", "sequential.svg"]
+        files += ["sequential.png"]
     if record.get("input_hash") != input_hash or not all((folder / f).exists() for f in files):
         return None
     return record
@@ -224,7 +226,7 @@ def _fit(runs: list[AnalysisRun]) -> None:
     for r in runs:
         r.subgroups.sort(key=lambda item: item[0])
         r.subgroup_test = _subgroup_test([res for _, res in r.subgroups]) if len(r.subgroups) > 1 else None
-        from .bias import bias_report  # scipy.stats is slow to import; a no-change run never needs it
+        from .bias import bias_report  # imported only when something changed
 
         r.bias = bias_report(r.result, r.spec.pool_options) if r.effects.k >= 2 else None
         r.influence = _influence(r) if r.effects.k >= 3 else ()
@@ -338,12 +340,13 @@ def _render(r: AnalysisRun) -> dict[Path, bytes]:
         from .tsa import tsa_plot
 
         files.update({folder / f"sequential.{fmt}": content for fmt, content in
-                      figure_bytes(tsa_plot(r.tsa, f"{r.spec.title}: trial sequential analysis")).items()})
+                      figure_bytes(tsa_plot(r.tsa, f"{r.spec.title}: trial sequential analysis"),
+                                   formats=("png",)).items()})
     for stem, figure, tight in (
             ("forest", forest_plot(data), False),
             ("cumulative", cumulative_plot(f"{r.spec.title}: cumulative by publication year", steps), True),
             ("funnel", funnel_plot(f"{r.spec.title}: funnel plot", r.result, *_filled(r)), False)):
-        for fmt, content in figure_bytes(figure, tight).items():
+        for fmt, content in figure_bytes(figure, tight, PLOTS[stem]).items():
             files[folder / f"{stem}.{fmt}"] = content
     return files
 

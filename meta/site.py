@@ -41,8 +41,9 @@ def build_site(root: Path, records: list[dict], write) -> None:
     for name in ("summary.csv", "summary.md"):
         write(SITE / name, (root / OUTPUT / name).read_bytes())
     for rec in records:
-        for plot in PLOTS + (("sequential",) if rec.get("tsa") else ()):
-            for fmt in ("png", "svg"):
+        plots = {**PLOTS, **({"sequential": ("png",)} if rec.get("tsa") else {})}
+        for plot, formats in plots.items():
+            for fmt in formats:
                 source = root / OUTPUT / rec["analysis"] / f"{plot}.{fmt}"
                 write(SITE / "plots" / f"{rec['analysis']}-{plot}.{fmt}", source.read_bytes())
 

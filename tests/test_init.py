@@ -86,8 +86,8 @@ def test_three_studies_added_then_run_publishes_plots_table_and_site(review):
         assert added.exit_code == 0, added.output
     ran = invoke(main, "run", "--root", review, "--date", "2026-05-02")
     assert ran.exit_code == 0, ran.output
-    for plot in ("forest", "cumulative"):
-        for fmt in ("png", "svg"):
+    for plot, formats in (("forest", ("png", "svg")), ("cumulative", ("png",)), ("funnel", ("png",))):
+        for fmt in formats:
             assert (review / "analyses/output/example" / f"{plot}.{fmt}").stat().st_size > 1000
             assert (review / "site/plots" / f"example-{plot}.{fmt}").is_file()
     summary = list(csv.DictReader((review / "analyses/output/summary.csv").open()))

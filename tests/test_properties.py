@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from meta.cli import main
@@ -85,6 +85,8 @@ def test_pooled_result_does_not_depend_on_study_order(data, method, ci, random):
     options = {"method": method, "ci": ci, **iterative_options(method)}
     a = fit(yi, vi, **options)
     b = fit([yi[i] for i in order], [vi[i] for i in order], **options)
+    # Fisher scoring can oscillate without converging (metafor too); such fits are flagged, not compared
+    assume(a["converged"] and b["converged"])
     # PM and the Q-profile stop at R's uniroot tolerance (absolute, ~1.2e-4 on tau^2)
     tol = 1e-6 if method in CLOSED_FORM + ("REML", "ML", "EB") else 1e-3
     for name in CORE:
