@@ -386,7 +386,7 @@ def _fisher_scoring(d: _Dense, Ymc, opt):
                 if method == "ML":
                     adj = (PY2 - sw) / s2
                 else:
-                    trP, trPP = _reml_traces(W, sw)
+                    trP, trPP = _reml_traces(W, sw, s2)
                     adj = (PY2 - trP) / trPP
             broken = alive & np.isinf(adj)
             converged[work[broken]] = False
@@ -410,13 +410,25 @@ def _fisher_scoring(d: _Dense, Ymc, opt):
     return tau2, iterations, converged
 
 
-def _reml_traces(W, sw):
+def _reml_traces(W, sw, s2):
     """tr(P) and tr(P P) for P = diag(w) - w w'/sum(w), per column, without cancellation.
 
     The textbook sw - s2/sw loses every digit when one weight dominates (variances spanning 1e9 or
-    more); writing P_ii = w_i (sum of the other weights) / sw, with the other weights summed from
-    exclusive prefix and suffix sums, keeps them.
+    more). Where s2/sw^2 > 0.9 (a weight carries most of the total, so at most one digit can be
+    lost otherwise), P_ii = w_i (sum of the other weights) / sw is used instead, with the other
+    weights summed from exclusive prefix and suffix sums.
     """
+    s3 = np.einsum("ij,ij,ij->j", W, W, W)
+    trP = sw - s2 / sw
+    trPP = s2 - 2.0 * s3 / sw + (s2 / sw) ** 2
+    dominated = np.flatnonzero(s2 > 0.9 * sw**2)
+    if dominated.size:
+        trP[dominated], trPP[dominated] = _stable_traces(W[:, dominated], sw[dominated])
+    return trP, trPP
+
+
+def _stable_traces(W, sw):
+    """tr(P) and tr(P P) from leave-one-out sums of the weights (no subtraction of near equals)."""
     def others(X):
         zero = np.zeros_like(X[:1])
         before = np.concatenate([zero, np.cumsum(X[:-1], axis=0)], axis=0)
