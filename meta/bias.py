@@ -33,7 +33,7 @@ from .distributions import chi2_cdf, norm_sf
 from .options import METHOD_NAMES, RATIO_MEASURES, EffectOptions, PoolOptions
 from .pooling import pool_batch
 from .regression import ModelError, fit_regression
-from .results import PoolResult, json_value
+from .results import PoolResult, fmt_number, fmt_p, json_value
 
 _EPS = np.finfo(float).eps
 MIN_STUDIES_FOR_TESTS = 10  # Sterne et al. 2011, BMJ 343:d4002; Cochrane Handbook 5.1, section 10.4.3.1
@@ -412,7 +412,7 @@ def render_bias_text(report: BiasReport) -> str:
     lines.append("Leave-one-out (pooled estimate and tau^2 with the study left out):")
     width = max([len(row.study) for row in r.leave_one_out] + [5])
     for row in r.leave_one_out:
-        lines.append(f"  {row.study:<{width}}  {_f(row.estimate)}{_natural(r, row.estimate)}  tau^2 = {_f(row.tau2)}")
+        lines.append(f"  {row.study:<{width}}  {fmt_number(row.estimate)}{_natural(r, row.estimate)}  tau^2 = {fmt_number(row.tau2)}")
     for warning in r.warnings:
         lines.append(f"Warning: {warning}")
     return "\n".join(lines) + "\n"
@@ -423,15 +423,15 @@ def _test_lines(r: BiasReport) -> list[str]:
     if r.egger:
         stat = "z" if r.egger.df is None else f"t(df = {r.egger.df})"
         lines.append(f"Egger's regression test (effect on its standard error): {stat} = {r.egger.statistic:.4f}, "
-                     f"p = {_p(r.egger.p)}; limit estimate (SE -> 0) {_f(r.egger.limit_estimate)}"
+                     f"p = {fmt_p(r.egger.p)}; limit estimate (SE -> 0) {fmt_number(r.egger.limit_estimate)}"
                      f"{_natural(r, r.egger.limit_estimate)}")
     if r.begg:
         kind = "exact" if r.begg.exact else "normal approximation: ties"
-        lines.append(f"Begg's rank correlation test: Kendall's tau = {_f(r.begg.tau)}, p = {_p(r.begg.p)} ({kind})")
+        lines.append(f"Begg's rank correlation test: Kendall's tau = {fmt_number(r.begg.tau)}, p = {fmt_p(r.begg.p)} ({kind})")
     if r.trimfill:
         tf = r.trimfill
         lines.append(f"Trim-and-fill (L0): {tf.k0} {'study' if tf.k0 == 1 else 'studies'} imputed on the {tf.side}; "
-                     f"estimate with them {_f(tf.estimate)}{_natural(r, tf.estimate)}")
+                     f"estimate with them {fmt_number(tf.estimate)}{_natural(r, tf.estimate)}")
     return lines
 
 
@@ -439,11 +439,3 @@ def _natural(r: BiasReport, value: float) -> str:
     return f" ({r.measure} {math.exp(value):.4f})" if r.measure in RATIO_MEASURES and value == value else ""
 
 
-def _f(x: float) -> str:
-    return "NA" if x != x else f"{x:.4f}"
-
-
-def _p(p: float) -> str:
-    if p != p:
-        return "NA"
-    return "<.0001" if p < 1e-4 else f"{p:.4f}"

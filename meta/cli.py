@@ -16,9 +16,21 @@ from pathlib import Path
 import click
 
 from .analysis import pool_sheet
+from .cli_options import (
+    i2_option,
+    level_option,
+    md_variance_option,
+    measure_option,
+    method_option,
+    zero_cells_option,
+)
 from .errors import MetaError, OptionError, SheetError
 from .evidence import validate_project
-from .options import CI_METHODS, I2_DEFINITIONS, MEASURES, METHODS, EffectOptions, PoolOptions
+from .options import (
+    CI_METHODS,
+    EffectOptions,
+    PoolOptions,
+)
 from .results import render_text
 
 MAX_LOG = math.log(sys.float_info.max)  # exp() of more overflows
@@ -89,18 +101,14 @@ def main() -> None:
 
 @main.command()
 @click.argument("sheet", type=click.Path(path_type=Path))
-@click.option("--measure", required=True, type=click.Choice(MEASURES), help="Effect measure.")
-@click.option("--method", default="REML", show_default=True, type=click.Choice(METHODS),
-              help="Estimator of tau^2 (FE: fixed effect).")
+@measure_option
+@method_option()
 @click.option("--ci", "ci_method", default="z", show_default=True, type=click.Choice(CI_METHODS),
               help="Interval for the mean: z, or knha (Knapp-Hartung, t on k-1 df).")
-@click.option("--md-variance", default="unequal", show_default=True,
-              type=click.Choice(["unequal", "pooled"]), help="MD variance from the two SDs or the pooled SD.")
-@click.option("--zero-cells", default="keep", show_default=True, type=click.Choice(["keep", "drop"]),
-              help="keep: add 0.5 to tables with a zero cell (metafor); drop: leave out double-zero RR/OR studies.")
-@click.option("--level", default=95.0, show_default=True, type=float, help="Confidence level in percent.")
-@click.option("--i2", "i2_definition", default="typical", show_default=True, type=click.Choice(I2_DEFINITIONS),
-              help="I^2 from the typical (metafor) or the mean within-study variance.")
+@md_variance_option
+@zero_cells_option
+@level_option
+@i2_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results contract as one JSON object.")
 def pool(sheet, measure, method, ci_method, md_variance, zero_cells, level, i2_definition, as_json):
     """Pool every row of SHEET (a CSV) and print the result.

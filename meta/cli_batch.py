@@ -11,16 +11,33 @@ from pathlib import Path
 
 import click
 
-from .batch import DEFAULT_CHUNK_ROWS, dask_client, open_long_file, run_batch, write_results
+from .batch import (
+    DEFAULT_CHUNK_ROWS,
+    dask_client,
+    open_long_file,
+    run_batch,
+    write_results,
+)
+from .cli_options import (
+    i2_option,
+    level_option,
+    md_variance_option,
+    measure_option,
+    method_option,
+    zero_cells_option,
+)
 from .errors import MetaError
-from .options import CI_METHODS, I2_DEFINITIONS, MEASURES, METHODS, EffectOptions, PoolOptions
+from .options import (
+    CI_METHODS,
+    EffectOptions,
+    PoolOptions,
+)
 
 
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--measure", required=True, type=click.Choice(MEASURES), help="Effect measure.")
-@click.option("--method", default="REML", show_default=True, type=click.Choice(METHODS),
-              help="Estimator of tau^2 (FE: fixed effect).")
+@measure_option
+@method_option()
 @click.option("--ci", "ci_method", default="z", show_default=True, type=click.Choice(CI_METHODS),
               help="Interval for the mean: z, or knha (Knapp-Hartung, t on k-1 df).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -32,13 +49,10 @@ from .options import CI_METHODS, I2_DEFINITIONS, MEASURES, METHODS, EffectOption
                    "a local cluster of one process per core if omitted.")
 @click.option("--chunk-size", default=DEFAULT_CHUNK_ROWS, show_default=True, type=click.IntRange(min=1),
               help="Rows read at a time; memory grows with it, not with the file.")
-@click.option("--md-variance", default="unequal", show_default=True,
-              type=click.Choice(["unequal", "pooled"]), help="MD variance from the two SDs or the pooled SD.")
-@click.option("--zero-cells", default="keep", show_default=True, type=click.Choice(["keep", "drop"]),
-              help="keep: add 0.5 to tables with a zero cell (metafor); drop: leave out double-zero RR/OR studies.")
-@click.option("--level", default=95.0, show_default=True, type=float, help="Confidence level in percent.")
-@click.option("--i2", "i2_definition", default="typical", show_default=True, type=click.Choice(I2_DEFINITIONS),
-              help="I^2 from the typical (metafor) or the mean within-study variance.")
+@md_variance_option
+@zero_cells_option
+@level_option
+@i2_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 def batch(path, measure, method, ci_method, out, engine, scheduler, chunk_size, md_variance, zero_cells,
           level, i2_definition, progress):

@@ -10,21 +10,24 @@ from pathlib import Path
 import click
 
 from .bias import bias_sheet, render_bias_text
+from .cli_options import (
+    md_variance_option,
+    measure_option,
+    method_option,
+    zero_cells_option,
+)
 from .errors import MetaError
-from .options import CI_METHODS, MEASURES, METHODS, EffectOptions, PoolOptions
+from .options import CI_METHODS, EffectOptions, PoolOptions
 
 
 @click.command()
 @click.argument("sheet", type=click.Path(path_type=Path))
-@click.option("--measure", required=True, type=click.Choice(MEASURES), help="Effect measure.")
-@click.option("--method", default="REML", show_default=True, type=click.Choice(METHODS),
-              help="Estimator of tau^2 for the model and the Egger regression (FE: fixed effect).")
+@measure_option
+@method_option("Estimator of tau^2 for the model and the Egger regression (FE: fixed effect).")
 @click.option("--ci", "ci_method", default="z", show_default=True, type=click.Choice(CI_METHODS),
               help="Tests: z, or knha (Knapp-Hartung t; Egger's test on k-2 df).")
-@click.option("--md-variance", default="unequal", show_default=True,
-              type=click.Choice(["unequal", "pooled"]), help="MD variance from the two SDs or the pooled SD.")
-@click.option("--zero-cells", default="keep", show_default=True, type=click.Choice(["keep", "drop"]),
-              help="keep: add 0.5 to tables with a zero cell (metafor); drop: leave out double-zero RR/OR studies.")
+@md_variance_option
+@zero_cells_option
 @click.option("--json", "as_json", is_flag=True,
               help="Print Egger, Begg, trim-and-fill and leave-one-out as one JSON object (always computed).")
 def bias(sheet, measure, method, ci_method, md_variance, zero_cells, as_json):

@@ -9,26 +9,29 @@ from pathlib import Path
 
 import click
 
+from .cli_options import (
+    md_variance_option,
+    measure_option,
+    method_option,
+    zero_cells_option,
+)
 from .errors import MetaError
 from .metareg import metareg_sheet, render_metareg_text
-from .options import CI_METHODS, MEASURES, METHODS, EffectOptions
+from .options import CI_METHODS, EffectOptions
 
 
 @click.command()
 @click.argument("sheet", type=click.Path(path_type=Path))
-@click.option("--measure", required=True, type=click.Choice(MEASURES), help="Effect measure.")
+@measure_option
 @click.option("--mod", "mods", multiple=True, required=True,
               help="A moderator column (repeat for several), e.g. dose_met_h_week, follow_up_years, year.")
 @click.option("--factor", "factors", multiple=True,
               help="A moderator to treat as categorical: dummy-coded, its first level the reference (text columns always are).")
-@click.option("--method", default="REML", show_default=True, type=click.Choice(METHODS),
-              help="Estimator of the residual tau^2 (FE: fixed-effects model).")
+@method_option("Estimator of the residual tau^2 (FE: fixed-effects model).")
 @click.option("--test", "test", default="z", show_default=True, type=click.Choice(CI_METHODS),
               help="z tests, or knha (Knapp-Hartung t tests and F test of the moderators).")
-@click.option("--md-variance", default="unequal", show_default=True,
-              type=click.Choice(["unequal", "pooled"]), help="MD variance from the two SDs or the pooled SD.")
-@click.option("--zero-cells", default="keep", show_default=True, type=click.Choice(["keep", "drop"]),
-              help="keep: add 0.5 to tables with a zero cell (metafor); drop: leave out double-zero RR/OR studies.")
+@md_variance_option
+@zero_cells_option
 @click.option("--json", "as_json", is_flag=True, help="Print the model as one JSON object.")
 def metareg(sheet, measure, mods, factors, method, test, md_variance, zero_cells, as_json):
     """Meta-regression of the effects in SHEET (a CSV) on study-level moderators, as metafor's rma(mods = ).

@@ -162,18 +162,18 @@ def render_text(result: PoolResult) -> str:
     estimator = "" if r.method == "FE" else f"; tau^2 estimator: {r.method} ({METHOD_NAMES[r.method]})"
     lines = [f"{model} (k = {r.k}{estimator})", ""]
     if r.method != "FE":
-        lines.append(f"tau^2 (estimated amount of total heterogeneity): {_f(r.tau2)} "
-                     f"(SE = {_f(r.tau2_se)}; {r.provenance.level:g}% CI {_f(r.tau2_ci_lower)} to {_f(r.tau2_ci_upper)})")
-        lines.append(f"tau (square root of estimated tau^2 value):      {_f(math.sqrt(r.tau2))}")
+        lines.append(f"tau^2 (estimated amount of total heterogeneity): {fmt_number(r.tau2)} "
+                     f"(SE = {fmt_number(r.tau2_se)}; {r.provenance.level:g}% CI {fmt_number(r.tau2_ci_lower)} to {fmt_number(r.tau2_ci_upper)})")
+        lines.append(f"tau (square root of estimated tau^2 value):      {fmt_number(math.sqrt(r.tau2))}")
     lines.append(f"I^2 (total heterogeneity / total variability):   {r.i2:.2f}%")
     lines.append(f"H^2 (total variability / sampling variability):  {r.h2:.2f}")
     if r.k > 1:
-        lines += ["", f"Test for heterogeneity: Q(df = {r.k - 1}) = {r.q:.4f}, p = {_p(r.q_p)}"]
+        lines += ["", f"Test for heterogeneity: Q(df = {r.k - 1}) = {r.q:.4f}, p = {fmt_p(r.q_p)}"]
     test = "t (Knapp-Hartung, df = %d)" % (r.k - 1) if r.ci_method == "knha" and r.k > 1 else "z"
     lines += ["", f"Model results ({test} test):", "",
-              f"  estimate = {_f(r.estimate)}  se = {_f(r.se)}  p = {_p(r.p)}",
-              f"  {r.provenance.level:g}% CI {_f(r.ci_lower)} to {_f(r.ci_upper)}; "
-              f"prediction interval {_f(r.pi_lower)} to {_f(r.pi_upper)}"]
+              f"  estimate = {fmt_number(r.estimate)}  se = {fmt_number(r.se)}  p = {fmt_p(r.p)}",
+              f"  {r.provenance.level:g}% CI {fmt_number(r.ci_lower)} to {fmt_number(r.ci_upper)}; "
+              f"prediction interval {fmt_number(r.pi_lower)} to {fmt_number(r.pi_upper)}"]
     if r.is_ratio:
         lines.append(f"  {r.measure} = {r.back(r.estimate):.4f} ({r.back(r.ci_lower):.4f} to "
                      f"{r.back(r.ci_upper):.4f}); prediction interval {r.back(r.pi_lower):.4f} to "
@@ -189,11 +189,13 @@ def render_text(result: PoolResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _f(x: float) -> str:
+def fmt_number(x: float) -> str:
+    """Four decimals, or NA."""
     return "NA" if x != x else f"{x:.4f}"
 
 
-def _p(p: float) -> str:
+def fmt_p(p: float) -> str:
+    """A p-value as metafor prints it (<.0001 below 1e-4), or NA."""
     if p != p:
         return "NA"
     return "<.0001" if p < 1e-4 else f"{p:.4f}"

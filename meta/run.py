@@ -102,7 +102,8 @@ def run(root: Path, date: str, progress: Callable[[str, str], None] = lambda nam
 
 def _run_validated(root: Path, date: str, progress: Callable[[str, str], None], force: bool) -> RunReport:
     studies = _studies(root)
-    runs = [_prepare(root, spec, studies, force) for spec in load_specs(root)]
+    sheets: dict[Path, object] = {}
+    runs = [_prepare(root, spec, studies, force, sheets) for spec in load_specs(root)]
     changed = [r for r in runs if r.changed]
     _fit(changed)
     written: list[str] = []
@@ -138,11 +139,17 @@ def _studies(root: Path) -> dict[str, dict]:
             for _, row in frame.iterrows()}
 
 
-def _prepare(root: Path, spec: Spec, studies: dict, force: bool) -> AnalysisRun:
-    """The spec's rows and input hash; effect sizes only when the analysis must be re-computed."""
-    frame, problems = load_sheet(spec.sheet)
-    if problems:
-        raise SheetError(problems)
+def _prepare(root: Path, spec: Spec, studies: dict, force: bool, sheets: dict) -> AnalysisRun:
+    """The spec's rows and input hash; effect sizes only when the analysis must be re-computed.
+
+    ``sheets`` holds the sheets already read in this run, so specs sharing a sheet read it once.
+    """
+    if spec.sheet not in sheets:
+        frame, problems = load_sheet(spec.sheet)
+        if problems:
+            raise SheetError(problems)
+        sheets[spec.sheet] = frame
+    frame = sheets[spec.sheet]
     chosen = spec.select(frame)
     digest = hashlib.sha256()
     digest.update(f"meta {__version__}\n".encode())
