@@ -25,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from .distributions import norm_isf
-from .effects import GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED
+from .effects import GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, smd_from_d
 from .errors import MetaError, Problem, SheetError
 from .options import RATIO_MEASURES, EffectOptions, PoolOptions
 from .pooling import pool_batch
@@ -320,7 +319,7 @@ def check_rows(columns: dict[str, np.ndarray], rows: np.ndarray, name: str,
     count = present.sum(axis=0)
     group = present.argmax(axis=0)
     problems = _row_problems(rows, count == 0, "no-effect", name, "", lambda i: "no effect columns are filled",
-                             "fill one group: yi+vi, estimate+ci_lower+ci_upper, events+n, or means+SDs+n")
+                             "fill one group: yi+vi, estimate+ci_lower+ci_upper, events+n, means+SDs+n, or d+n")
     for i in np.flatnonzero(count > 1)[:MAX_LISTED]:
         used = [c for g in GROUP_NAMES for c in GROUP_MARKERS[g] if c in filled and filled[c][i]]
         problems.append(Problem("two-effect-groups", name, int(rows[i]), ",".join(used),
@@ -383,6 +382,11 @@ def _range_problems(columns, mine, group_name, rows, name) -> list[Problem]:
                   "an SD is > 0; if the source gives an SE or CI, convert it and say so in notes")
             check(n < 2, f"n_{arm}", lambda i, n=n, a=arm: f"n_{a} ({n[i]:g}) is below 2",
                   "an SD needs at least 2 people per arm")
+    elif group_name == "standardised":
+        for arm in ("treat", "ctrl"):
+            n = columns[f"n_{arm}"]
+            check(n < 2, f"n_{arm}", lambda i, n=n, a=arm: f"n_{a} ({n[i]:g}) is below 2",
+                  "a standardised difference needs at least 2 people per arm")
     elif group_name == "ratio":
         est, lo, hi = columns["estimate"], columns["ci_lower"], columns["ci_upper"]
         for column, v in (("estimate", est), ("ci_lower", lo), ("ci_upper", hi)):
@@ -456,6 +460,9 @@ def effect_arrays(columns: dict[str, np.ndarray], group: np.ndarray,
         if rows.any():
             yi[rows], vi[rows] = _continuous(*(col(c, rows) for c in GROUPS["continuous"]), measure,
                                              options.md_variance)
+        rows = group == GROUP_NAMES.index("standardised")
+        if rows.any():
+            yi[rows], vi[rows] = smd_from_d(*(col(c, rows) for c in GROUPS["standardised"]))
     return yi, vi, keep
 
 
@@ -476,9 +483,7 @@ def _continuous(m1, s1, n1, m2, s2, n2, measure, md_variance):
         if md_variance == "pooled":
             return m1 - m2, sp**2 * (1 / n1 + 1 / n2)
         return m1 - m2, s1**2 / n1 + s2**2 / n2
-    cm = np.exp(special.gammaln(m / 2) - np.log(np.sqrt(m / 2)) - special.gammaln((m - 1) / 2))
-    g = cm * (m1 - m2) / sp
-    return g, 1 / n1 + 1 / n2 + g**2 / (2 * (n1 + n2))
+    return smd_from_d((m1 - m2) / sp, n1, n2)
 
 
 def _row_problems(rows, mask, kind, name, column, message: Callable[[int], str], fix) -> list[Problem]:

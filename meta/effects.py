@@ -11,6 +11,8 @@ metafor's ``escalc`` (Viechtbauer 2010, J Stat Softw 36(3)) with its defaults:
   (variance sd1^2/n1 + sd2^2/n2, or from the pooled SD with ``md_variance="pooled"``, vtype "HO").
 - ratio with CI -> log estimate; SE = (log upper - log lower) / (2 z_{(1+level)/2}) (Altman &
   Bland 2011, BMJ 343:d2090), with a warning where the CI is clearly asymmetric on the log scale.
+- standardised -> an SMD printed by the source (Cohen's d, uncorrected) with the arms' n: Hedges'
+  correction and the large-sample variance as above (escalc's ``di`` argument).
 - precomputed -> ``yi`` with ``vi`` or ``sei``.
 """
 
@@ -31,6 +33,7 @@ GROUPS = {
     "ratio": ("estimate", "ci_lower", "ci_upper", "ci_level"),
     "binary": ("events_treat", "n_treat", "events_ctrl", "n_ctrl"),
     "continuous": ("mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl"),
+    "standardised": ("d", "n_treat", "n_ctrl"),
 }
 # Columns whose presence says which group a row fills (n_treat/n_ctrl are shared, so they say nothing).
 GROUP_MARKERS = {
@@ -38,18 +41,21 @@ GROUP_MARKERS = {
     "ratio": ("estimate", "ci_lower", "ci_upper"),
     "binary": ("events_treat", "events_ctrl"),
     "continuous": ("mean_treat", "sd_treat", "mean_ctrl", "sd_ctrl"),
+    "standardised": ("d",),
 }
 REQUIRED = {
     "precomputed": ("yi",),
     "ratio": ("estimate", "ci_lower", "ci_upper"),
     "binary": ("events_treat", "n_treat", "events_ctrl", "n_ctrl"),
     "continuous": ("mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl"),
+    "standardised": ("d", "n_treat", "n_ctrl"),
 }
 MEASURES_OF_GROUP = {
     "precomputed": ("GEN", "RR", "OR", "RD", "HR", "SMD", "MD"),
     "ratio": ("HR", "RR", "OR"),
     "binary": ("RR", "OR", "RD"),
     "continuous": ("SMD", "MD"),
+    "standardised": ("SMD",),
 }
 ASYMMETRY_WARN = 0.10  # share of the log-CI width that the arms may differ by, beyond rounding
 
@@ -116,6 +122,9 @@ def compute_effects(table: pd.DataFrame, options: EffectOptions) -> EffectSizes:
                 cells = tuple(c + options.add for c in cells)
                 corrected.append(label)
             yi, vi = _binary(cells, measure)
+        elif group == "standardised":
+            yi, vi = smd_from_d(*(np.float64(row[c]) for c in GROUPS["standardised"]))
+            yi, vi = float(yi), float(vi)
         else:
             yi, vi = _continuous(row, measure, options.md_variance)
         labels.append(label)
@@ -190,9 +199,19 @@ def _binary(cells, measure: str) -> tuple[float, float]:
     return p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
 
 
-def hedges_correction(m: float) -> float:
-    """Exact small-sample correction c(m) of Hedges (1981), as metafor's ``.cmicalc``."""
-    return float(np.exp(special.gammaln(m / 2) - np.log(np.sqrt(m / 2)) - special.gammaln((m - 1) / 2)))
+def hedges_correction(m):
+    """Exact small-sample correction c(m) of Hedges (1981), as metafor's ``.cmicalc`` (scalar or array)."""
+    return np.exp(special.gammaln(m / 2) - np.log(np.sqrt(m / 2)) - special.gammaln((m - 1) / 2))
+
+
+def smd_from_d(d, n1, n2):
+    """Hedges' g and its large-sample variance from an uncorrected SMD ``d`` (scalar or array).
+
+    metafor's ``escalc(measure="SMD", di=, n1i=, n2i=)``: g = c(n1 + n2 - 2) d,
+    v = 1/n1 + 1/n2 + g^2 / (2 (n1 + n2)).
+    """
+    g = hedges_correction(n1 + n2 - 2) * d
+    return g, 1 / n1 + 1 / n2 + g**2 / (2 * (n1 + n2))
 
 
 def _continuous(row, measure: str, md_variance: str) -> tuple[float, float]:
@@ -204,5 +223,5 @@ def _continuous(row, measure: str, md_variance: str) -> tuple[float, float]:
         if md_variance == "pooled":
             return m1 - m2, float(sp**2 * (1 / n1 + 1 / n2))
         return m1 - m2, s1**2 / n1 + s2**2 / n2
-    g = hedges_correction(m) * (m1 - m2) / sp
-    return float(g), float(1 / n1 + 1 / n2 + g**2 / (2 * (n1 + n2)))
+    g, v = smd_from_d((m1 - m2) / sp, n1, n2)
+    return float(g), float(v)

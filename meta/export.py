@@ -31,6 +31,7 @@ ESCALC = {  # group -> (escalc arguments, sheet columns)
                ("events_treat", "n_treat", "events_ctrl", "n_ctrl")),
     "continuous": ("m1i = mean_treat, sd1i = sd_treat, n1i = n_treat, m2i = mean_ctrl, sd2i = sd_ctrl, n2i = n_ctrl",
                    ("mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl")),
+    "standardised": ("di = d, n1i = n_treat, n2i = n_ctrl", ("d", "n_treat", "n_ctrl")),
 }
 
 

@@ -154,7 +154,7 @@ def _row_group_problems(row, present, number, name, measure, needed_columns) -> 
     if not present:
         return [Problem("no-effect", name, number, "",
                         "no effect columns are filled",
-                        "fill one group: yi+vi, estimate+ci_lower+ci_upper, events+n, or means+SDs+n")]
+                        "fill one group: yi+vi, estimate+ci_lower+ci_upper, events+n, means+SDs+n, or d+n")]
     if len(present) > 1:
         columns = [c for g in present for c in GROUP_MARKERS[g] if c in row.index and pd.notna(row[c])]
         return [Problem("two-effect-groups", name, number, ",".join(columns),
@@ -209,6 +209,11 @@ def _range_problems(row, group, number, name) -> list[Problem]:
             if row[f"n_{arm}"] < 2:
                 out.append(problem(f"n_{arm}", f"n_{arm} ({row[f'n_{arm}']:g}) is below 2",
                                    "an SD needs at least 2 people per arm"))
+    elif group == "standardised":
+        for arm in ("treat", "ctrl"):
+            if row[f"n_{arm}"] < 2:
+                out.append(problem(f"n_{arm}", f"n_{arm} ({row[f'n_{arm}']:g}) is below 2",
+                                   "a standardised difference needs at least 2 people per arm"))
     elif group == "ratio":
         est, lo, hi = row["estimate"], row["ci_lower"], row["ci_upper"]
         for column, value in (("estimate", est), ("ci_lower", lo), ("ci_upper", hi)):

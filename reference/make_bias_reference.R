@@ -49,6 +49,12 @@ es_of <- list(
     list(measure = "SMD", args = list(),
          es = escalc("SMD", m1i = d$m1i, sd1i = d$sd1i, n1i = d$n1i, m2i = d$m2i, sd2i = d$sd2i, n2i = d$n2i))
   },
+  normand_smd_from_d = function() {
+    d <- dat.normand1999
+    sd_pooled <- sqrt(((d$n1i - 1) * d$sd1i^2 + (d$n2i - 1) * d$sd2i^2) / (d$n1i + d$n2i - 2))
+    list(measure = "SMD", args = list(),
+         es = escalc("SMD", di = signif((d$m1i - d$m2i) / sd_pooled, 3), n1i = d$n1i, n2i = d$n2i))
+  },
   normand_md = function() {
     d <- dat.normand1999
     list(measure = "MD", args = list(),

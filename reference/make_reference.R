@@ -61,6 +61,14 @@ datasets$normand_md_pooled <- list(sheet = sheet, measure = "MD",
   es = escalc("MD", m1i = d$m1i, sd1i = d$sd1i, n1i = d$n1i, m2i = d$m2i, sd2i = d$sd2i, n2i = d$n2i, vtype = "HO"),
   args = list(md_variance = "pooled"))
 
+# ... and the same trials given as printed standardised differences d with the arms' n (escalc's di):
+#     d = (m1 - m2) / pooled SD, so Hedges' g must equal normand_smd's
+sd_pooled <- sqrt(((d$n1i - 1) * d$sd1i^2 + (d$n2i - 1) * d$sd2i^2) / (d$n1i + d$n2i - 2))
+d_printed <- signif((d$m1i - d$m2i) / sd_pooled, 3)  # as a paper prints it (3 significant digits)
+datasets$normand_smd_from_d <- list(
+  sheet = data.frame(study = d$source, year = NA, d = d_printed, n_treat = d$n1i, n_ctrl = d$n2i),
+  measure = "SMD", es = escalc("SMD", di = d_printed, n1i = d$n1i, n2i = d$n2i), args = list())
+
 # 7. Environmental tobacco smoke and lung cancer (Hackshaw et al. 1998, BMJ 315:980):
 #    odds ratios with 95% CIs -> log OR, SE from the CI width
 d <- dat.hackshaw1998

@@ -31,7 +31,7 @@ LONG_FILES = {
     "OR": ["nielweise_or", "hackshaw_or_ci"],
     "RR": ["bcg_rr", "nielweise_rr"],
     "RD": ["hine_rd"],
-    "SMD": ["normand_smd"],
+    "SMD": ["normand_smd", "normand_smd_from_d"],
     "MD": ["normand_md"],
 }
 CONTRACT = [name for name in CONTRACT_FIELDS if name not in ("measure", "method", "ci_method")]
@@ -261,4 +261,4 @@ def test_missing_file_and_option_errors(tmp_path):
 
 
 def test_group_names_cover_the_vocabulary():
-    assert set(GROUP_NAMES) == {"precomputed", "ratio", "binary", "continuous"}
+    assert set(GROUP_NAMES) == {"precomputed", "ratio", "binary", "continuous", "standardised"}

@@ -2,7 +2,7 @@
 
 The analyses are this project's own specs, the specs of a RevMan import (DL, FE, MD, zero cells,
 generic inverse variance, subgroups) and variants of them that cover every estimator, both tests,
-another level, the pooled-SD MD, SMD, OR, RD, GEN and k = 1. The R comparison runs where
+another level, the pooled-SD MD, SMD (from means and from printed d), OR, RD, GEN and k = 1. The R comparison runs where
 `Rscript` with metafor is installed (skipped otherwise); all scripts run in one R process.
 """
 
@@ -58,6 +58,15 @@ def review(tmp_path_factory):
     (root / "analyses" / "v-gen-dl-knha.toml").write_text(
         'title = "GEN"\noutcome = "x"\npopulation = "x"\ncomparison = "x"\nsheet = "extraction/gen/gen.csv"\n'
         'measure = "GEN"\nmethod = "DL"\nci = "knha"\nrationale = "x"\n')
+    standardised = root / "extraction" / "standardised"
+    standardised.mkdir()
+    with open(standardised / "d.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["study", "d", "n_treat", "n_ctrl"])
+        writer.writerows([r["study"], r["d"], r["n_treat"], r["n_ctrl"]] for r in dataset("normand_smd_from_d"))
+    (root / "analyses" / "v-smd-from-d-reml-knha.toml").write_text(
+        'title = "SMD from d"\noutcome = "x"\npopulation = "x"\ncomparison = "x"\n'
+        'sheet = "extraction/standardised/d.csv"\nmeasure = "SMD"\nmethod = "REML"\nci = "knha"\nrationale = "x"\n')
     (root / "analyses" / "v-single-knha.toml").write_text(
         (root / "analyses" / "test-c4-o1.toml").read_text().replace('ci = "z"', 'ci = "knha"')
         + 'study = "Akiba 1986 13"\n')
