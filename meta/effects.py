@@ -85,7 +85,7 @@ class EffectSizes:
 
 def row_groups(table: pd.DataFrame) -> list[list[str]]:
     """For each row, the effect groups it has any value of (exactly one is valid)."""
-    filled = {g: table[[c for c in cols if c in table.columns]].notna().any(axis=1).to_numpy()
+    filled = {g: table[[c for c in cols if c in table.columns]].notna().to_numpy().any(axis=1)
               for g, cols in GROUP_MARKERS.items()}
     return [[g for g in GROUP_MARKERS if filled[g][i]] for i in range(len(table))]
 

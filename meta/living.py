@@ -146,8 +146,9 @@ def describe_change(old: Version | None, new: Version, title: str) -> str:
         parts.append(f"+{len(added)} {'study' if len(added) == 1 else 'studies'} ({', '.join(added)})")
     if removed:
         parts.append(f"-{len(removed)} {'study' if len(removed) == 1 else 'studies'} ({', '.join(removed)})")
-    if not added and not removed and old.input_hash != new.input_hash:
-        parts.append("study data corrected")
+    if not added and not removed:
+        parts.append("study data corrected" if old.input_hash != new.input_hash
+                     else "re-computed by a new version of the toolkit")
     if headline(old) != headline(new):
         parts.append(f"{headline(old)} -> {headline(new)}")
     else:

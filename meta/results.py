@@ -26,6 +26,15 @@ CONTRACT_FIELDS = ("k", "measure", "method", "ci_method", "estimate", "se", "ci_
 
 
 @dataclass(frozen=True)
+class SubgroupTest:
+    """Test for subgroup differences: Q between subgroup estimates on ``df`` degrees of freedom."""
+
+    q: float
+    df: int
+    p: float
+
+
+@dataclass(frozen=True)
 class Provenance:
     """What produced a result: a hash of the effect sizes pooled, the options and the version."""
 

@@ -1,13 +1,14 @@
 """``meta run``: every analysis spec -> pooled results, plots, living summary, history and site.
 
-Incremental: an analysis whose inputs (spec, selected sheet rows, their publications, toolkit
-version) hash to the value stored in its ``analysis.json`` is not re-fitted or re-drawn. All
+Incremental: an analysis whose inputs (spec, selected sheet rows, their publications) hash to the
+value stored in its ``analysis.json``, written by the same toolkit version, is not re-fitted or re-drawn. All
 analyses that did change are pooled together in one batch call of the engine (overall, subgroups
 and every cumulative step). Every file is written atomically and only when its content changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -16,7 +17,7 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ from .living import (
 )
 from .options import PoolOptions
 from .pooling import pool_batch
-from .results import PoolResult, result_from_fit
+from .results import PoolResult, SubgroupTest, result_from_fit
 from .review import load_review
 from .sheets import check_effect_table, load_sheet
 from .specs import Spec, load_specs
@@ -105,14 +106,16 @@ def _run_validated(root: Path, date: str, progress: Callable[[str, str], None], 
     sheets: dict[Path, object] = {}
     runs = [_prepare(root, spec, studies, force, sheets) for spec in load_specs(root)]
     changed = [r for r in runs if r.changed]
-    _fit(changed)
+    with _renderers(len(changed)) as renderers:  # they load matplotlib while this process pools
+        _fit(changed)
+        rendered = list(renderers.map(_render, changed)) if renderers else [_render(r) for r in changed]
     written: list[str] = []
 
     def write(path: Path, content) -> None:
         if write_if_changed(root / path, content):
             written.append(str(path))
 
-    for r, files in zip(changed, _render_all(changed)):
+    for r, files in zip(changed, rendered):
         for path, content in files.items():
             write(path, content)
         write(OUTPUT / r.spec.name / "analysis.json",
@@ -152,7 +155,6 @@ def _prepare(root: Path, spec: Spec, studies: dict, force: bool, sheets: dict) -
     frame = sheets[spec.sheet]
     chosen = spec.select(frame)
     digest = hashlib.sha256()
-    digest.update(f"meta {__version__}\n".encode())
     digest.update(spec.path.read_bytes())
     digest.update(chosen.to_csv(lineterminator="\n").encode())
     for study_id in sorted(set(chosen.get("study_id", pd.Series(dtype=str)).dropna())):
@@ -173,7 +175,9 @@ def _prepare(root: Path, spec: Spec, studies: dict, force: bool, sheets: dict) -
 
 
 def _cached(root: Path, name: str, input_hash: str) -> dict | None:
-    """The stored record of an analysis whose inputs hash to ``input_hash`` and whose plots exist."""
+    """The stored record of an analysis whose inputs hash to ``input_hash``, made by this version of
+    the toolkit, and whose plots exist (a new toolkit re-draws everything; the history records a new
+    version only where a result changed, as the hash covers the data only)."""
     folder = root / OUTPUT / name
     try:
         record = json.loads((folder / "analysis.json").read_text())
@@ -182,7 +186,9 @@ def _cached(root: Path, name: str, input_hash: str) -> dict | None:
     files = [f"{plot}.{fmt}" for plot, formats in PLOTS.items() for fmt in formats]
     if record.get("tsa"):
         files += ["sequential.png"]
-    if record.get("input_hash") != input_hash or not all((folder / f).exists() for f in files):
+    made_by = (record.get("result") or {}).get("provenance", {}).get("version")
+    if record.get("input_hash") != input_hash or made_by != __version__ \
+            or not all((folder / f).exists() for f in files):
         return None
     return record
 
@@ -307,8 +313,6 @@ def _year(value) -> float:
 def _subgroup_test(results: list[PoolResult]):
     """Test for subgroup differences (Borenstein et al. 2009, ch. 19; RevMan): Q between the
     subgroup estimates with inverse-variance weights of their standard errors, on G - 1 df."""
-    from .plots import SubgroupTest
-
     est = np.array([r.estimate for r in results])
     w = 1.0 / np.array([r.se for r in results]) ** 2
     mean = (w * est).sum() / w.sum()
@@ -320,16 +324,24 @@ def _subgroup_test(results: list[PoolResult]):
 # --- publishing ----------------------------------------------------------------------------------
 
 
-def _render_all(runs: list[AnalysisRun]) -> list[dict[Path, bytes]]:
-    """The plot files of every analysis, drawn on up to two processes (matplotlib is the slow part)."""
-    if len(runs) < 2:
-        return [_render(r) for r in runs]
+@contextlib.contextmanager
+def _renderers(count: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Up to two forked processes for the plots of ``count`` analyses (matplotlib is the slow part),
+    started at once so that they load matplotlib while the caller pools; None for fewer than two."""
+    if count < 2:
+        yield None
+        return
+    workers = min(2, os.cpu_count() or 1)
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_load_plotting) as pool:
+        pool.submit(int)  # start the workers now (a fork pool starts all of them on the first task)
+        yield pool
+
+
+def _load_plotting() -> None:
     from .plots import warm_up
 
-    warm_up()  # load fonts once, before the workers are forked
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1), mp_context=context) as pool:
-        return list(pool.map(_render, runs))
+    warm_up()
 
 
 def _render(r: AnalysisRun) -> dict[Path, bytes]:

@@ -36,12 +36,13 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from .errors import MetaError, OptionError
 from .results import json_value
 from .options import METHODS, PoolOptions, check_choice
 from .pooling import pool_batch
+from .rootfind import brent_roots
 
 INFORMATION_KINDS = ("participants", "inverse-variance")
 GRID_SIZE = 64  # r of Jennison & Turnbull's grid (r = 16 is accurate to about 1e-6; 64 to about 1e-9)
@@ -224,8 +225,13 @@ def _upper_exit(grid, mass, t_prev, t_next, b):
 def _next_bound(grid, mass, t_prev, t_next, target):
     if target <= _NO_ALPHA:
         return math.inf
-    return float(optimize.brentq(lambda b: _upper_exit(grid, mass, t_prev, t_next, b) - target, -10.0, 40.0,
-                                 xtol=_BOUNDARY_TOL, rtol=4 * np.finfo(float).eps, maxiter=200))
+    def excess(b, rows):
+        return np.array([_upper_exit(grid, mass, t_prev, t_next, b[0]) - target])
+
+    lower, upper = np.array([-10.0]), np.array([40.0])
+    root, _ = brent_roots(excess, lower, upper, excess(lower, None), excess(upper, None),
+                          tol=_BOUNDARY_TOL, maxiter=200)
+    return float(root[0])
 
 
 # --- the trial sequential analysis ----------------------------------------------------------------

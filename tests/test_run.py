@@ -240,3 +240,14 @@ def test_low_risk_of_bias_sensitivity_pools_only_those_studies(tmp_path):
     assert low["estimate"] == pytest.approx(math.exp(expected.estimate), rel=1e-9)
     assert low["ci_upper"] == pytest.approx(math.exp(expected.ci_upper), rel=1e-9)
     assert "risk of bias: studies at high risk carry" in " ".join(record["certainty"]["reasons"])
+
+
+def test_a_new_toolkit_version_redraws_everything_but_publishes_no_version(tmp_path, monkeypatch):
+    root = copy_project(tmp_path / "upgrade")
+    assert invoke("run", "--root", str(root), "--date", "2026-01-01").exit_code == 0
+    history = (root / "analyses" / "history.csv").read_bytes()
+    monkeypatch.setattr("meta.run.__version__", "99.0.0")
+    result = invoke("run", "--root", str(root), "--date", "2026-02-01")
+    assert result.exit_code == 0, result.output
+    assert "10 re-computed" in result.output and "0 new version(s)" in result.output, result.output
+    assert (root / "analyses" / "history.csv").read_bytes() == history
