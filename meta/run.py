@@ -108,7 +108,12 @@ def _run_validated(root: Path, date: str, progress: Callable[[str, str], None], 
     changed = [r for r in runs if r.changed]
     with _renderers(len(changed)) as renderers:  # they load matplotlib while this process pools
         _fit(changed)
-        rendered = list(renderers.map(_render, changed)) if renderers else [_render(r) for r in changed]
+        drawing = []
+        for r in sorted(changed, key=lambda r: -r.effects.k):  # the largest plots first: fewer idle ends
+            _complete(r)
+            drawing.append((r, renderers.submit(_render, r) if renderers else None))
+        plots = {id(r): future.result() if future else _render(r) for r, future in drawing}
+        rendered = [plots[id(r)] for r in changed]
     written: list[str] = []
 
     def write(path: Path, content) -> None:
@@ -236,17 +241,20 @@ def _fit(runs: list[AnalysisRun]) -> None:
         fit = pool_batch(yi, vi, sizes, options)
         for row, (_, e, assign) in enumerate(group):
             assign(result_from_fit(fit, row, e, options))
-    for r in runs:
-        r.subgroups.sort(key=lambda item: item[0])
-        r.subgroup_test = _subgroup_test([res for _, res in r.subgroups]) if len(r.subgroups) > 1 else None
-        from .bias import bias_report  # imported only when something changed
 
-        r.bias = bias_report(r.result, r.spec.pool_options) if r.effects.k >= 2 else None
-        r.influence = _influence(r) if r.effects.k >= 3 else ()
-        if r.spec.moderators:
-            r.metareg, r.metareg_note = _meta_regression(r)
-        if r.spec.tsa:
-            r.tsa, r.tsa_note = _sequential(r)
+
+def _complete(r: AnalysisRun) -> None:
+    """What an analysis needs beyond its pooled fits: subgroup test, bias, influence, meta-regression, TSA."""
+    from .bias import bias_report  # imported only when something changed
+
+    r.subgroups.sort(key=lambda item: item[0])
+    r.subgroup_test = _subgroup_test([res for _, res in r.subgroups]) if len(r.subgroups) > 1 else None
+    r.bias = bias_report(r.result, r.spec.pool_options) if r.effects.k >= 2 else None
+    r.influence = _influence(r) if r.effects.k >= 3 else ()
+    if r.spec.moderators:
+        r.metareg, r.metareg_note = _meta_regression(r)
+    if r.spec.tsa:
+        r.tsa, r.tsa_note = _sequential(r)
 
 
 def _meta_regression(r: AnalysisRun):
