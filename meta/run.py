@@ -296,7 +296,7 @@ def _sequential(r: AnalysisRun):
             r.effects.yi, r.effects.vi, [_year(y) if _year(y) != float("inf") else None for y in r.effects.years],
             anticipated, r.effects.measure, method=r.spec.pool_options.method,
             information=t.get("information", "inverse-variance"), alpha=float(t.get("alpha", 0.05)),
-            power=float(t.get("power", 0.90)))
+            power=float(t.get("power", 0.90)), ci=r.spec.pool_options.ci, z_curve=t.get("z_curve", "primary"))
     except MetaError as error:
         return None, f"not computed: {error}"
     return result, anticipated.describe()

@@ -20,7 +20,9 @@ from .options import EffectOptions, PoolOptions
 SPEC_KEYS = {"title", "outcome", "population", "comparison", "sheet", "measure", "method", "ci",
              "md_variance", "zero_cells", "level", "subgroup", "rationale", "filter", "favours", "tsa",
              "baseline_risk", "baseline_risk_source", "moderators"}
-TSA_KEYS = {"anticipated_rrr", "anticipated_smd", "anticipated_md", "sd", "alpha", "power", "information"}
+TSA_KEYS = {"anticipated_rrr", "anticipated_smd", "anticipated_md", "sd", "alpha", "power", "information",
+            "z_curve"}
+TSA_TEXT_KEYS = {"information", "z_curve"}
 REQUIRED_KEYS = ("title", "outcome", "population", "comparison", "sheet", "measure", "rationale")
 
 
@@ -101,13 +103,13 @@ def load_spec(path: Path, root: Path) -> Spec:
     if tsa is not None:
         unknown = sorted(set(tsa) - TSA_KEYS) if isinstance(tsa, dict) else ["(not a table)"]
         effects = [k for k in ("anticipated_rrr", "anticipated_smd", "anticipated_md") if k in tsa] if isinstance(tsa, dict) else []
-        wrong = [k for k, v in tsa.items() if k != "information" and (isinstance(v, bool) or not isinstance(v, (int, float)))] \
+        wrong = [k for k, v in tsa.items() if k not in TSA_TEXT_KEYS and (isinstance(v, bool) or not isinstance(v, (int, float)))] \
             if isinstance(tsa, dict) else []
         if wrong:
             raise SpecError(f"{where}: [tsa] {', '.join(wrong)} must be numbers")
         if unknown or len(effects) != 1:
             raise SpecError(f"{where}: [tsa] takes one of anticipated_rrr, anticipated_smd, anticipated_md (with sd) "
-                            f"and optionally alpha, power, information; got {', '.join(sorted(tsa)) if isinstance(tsa, dict) else tsa}")
+                            f"and optionally alpha, power, information, z_curve; got {', '.join(sorted(tsa)) if isinstance(tsa, dict) else tsa}")
     return Spec(name=Path(path).stem, favours=tuple(favours), tsa=tsa, baseline_risk=baseline,
                 moderators=tuple(moderators),
                 baseline_risk_source=data.get("baseline_risk_source", ""), path=Path(path), title=data["title"], outcome=data["outcome"],

@@ -5,9 +5,12 @@ z of the pooled estimate is compared with monitoring boundaries that keep the ch
 positive, over all updates, at alpha (Wetterslev et al. 2008, J Clin Epidemiol 61:64; Thorlund et
 al. 2011, *User manual for trial sequential analysis*, Copenhagen Trial Unit).
 
-- Z-curve: z = estimate / se of the cumulative pooled estimate with the analysis' model
-  (``pooling.pool_batch``; a Wald z, also where the analysis uses Knapp-Hartung intervals, as the
-  boundaries are on the standard normal scale).
+- Z-curve: the cumulative test of the pooled estimate with the analysis' model
+  (``pooling.pool_batch``) on the standard normal scale. ``z_curve="primary"`` (default) uses the
+  analysis' own test: the Wald z = estimate / se, or, where the analysis uses Knapp-Hartung
+  intervals, the z-equivalent of its t-test, sign(estimate) Phi^-1(1 - p/2), so that at the final
+  analysis the TSA and the published CI cannot disagree; ``z_curve="wald"`` always uses the Wald z,
+  as the TSA software (which has no Knapp-Hartung test) does.
 - Required information size (RIS), two-sided alpha and power 1 - beta, for an anticipated effect:
   binary: 4 (z_{1-alpha/2} + z_{1-beta})^2 p(1-p) / (pc rrr)^2, p = (pc + pe)/2, pe = pc (1 - rrr);
   mean difference: 4 (z + z)^2 sd^2 / diff^2; SMD: 4 (z + z)^2 / smd^2 participants (two equal
@@ -40,13 +43,15 @@ from scipy import special
 
 from .errors import MetaError, OptionError
 from .results import json_value
-from .options import METHODS, PoolOptions, check_choice
+from .distributions import norm_isf
+from .options import CI_METHODS, METHODS, PoolOptions, check_choice
 from .pooling import pool_batch
 from .rootfind import brent_roots
 
 INFORMATION_KINDS = ("participants", "inverse-variance")
 GRID_SIZE = 64  # r of Jennison & Turnbull's grid (r = 16 is accurate to about 1e-6; 64 to about 1e-9)
 SPLITS = ("per-boundary", "shared")
+Z_CURVES = ("primary", "wald")
 _BOUNDARY_TOL = 1e-12
 _NO_ALPHA = 1e-300  # an increment of alpha below this is nothing: the boundary is infinite
 
@@ -303,18 +308,21 @@ class TSAResult:
 def trial_sequential_analysis(yi, vi, years, anticipated: AnticipatedEffect, measure: str,
                               method: str = "REML", information: str = "participants", n=None,
                               alpha: float = 0.05, power: float = 0.90, diversity: float | None = None,
-                              split: str = "per-boundary") -> TSAResult:
+                              split: str = "per-boundary", ci: str = "z", z_curve: str = "primary") -> TSAResult:
     """Cumulative Z-curve, required information size and two-sided O'Brien-Fleming-type
     Lan-DeMets boundaries of a meta-analysis updated once per publication year.
 
     ``years``: publication year of each study (None/NaN: the study counts at a last update,
     "year n/a"); ``n``: participants per study (needed for ``information="participants"``);
     ``diversity``: an anticipated D^2 in [0, 1) instead of the one of the analysis; ``method``: the
-    tau^2 estimator of the analysis ("FE": fixed effect, D^2 = 0). Raises TSAError or OptionError.
+    tau^2 estimator of the analysis ("FE": fixed effect, D^2 = 0); ``ci``: its interval method ("z"
+    or "knha"), whose test the Z-curve follows unless ``z_curve="wald"``. Raises TSAError or OptionError.
     """
     check_choice("method", method, METHODS)
     check_choice("information", information, INFORMATION_KINDS)
     check_choice("split", split, SPLITS)
+    check_choice("ci", ci, CI_METHODS)
+    check_choice("z_curve", z_curve, Z_CURVES)
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise OptionError(f"alpha and power must lie between 0 and 1; got {alpha}, {power}")
     yi = np.asarray(yi, dtype=float)
@@ -324,7 +332,7 @@ def trial_sequential_analysis(yi, vi, years, anticipated: AnticipatedEffect, mea
     theta = anticipated.theta(measure)  # also checks that the anticipated effect fits the measure
     sizes = _participants(n, yi.size) if information == "participants" else None
     labels, index = _updates(years)
-    fits = _cumulative_fits(yi, vi, index, method)
+    fits = _cumulative_fits(yi, vi, index, method, ci if z_curve == "primary" else "z")
     warnings = []
     if diversity is None:
         d2 = _diversity(vi, fits["se"][-1] ** 2) if method != "FE" else 0.0
@@ -341,7 +349,7 @@ def trial_sequential_analysis(yi, vi, years, anticipated: AnticipatedEffect, mea
         accrued = np.array([np.sum(1.0 / vi[members]) for members in index])
     required = required_fixed / (1 - d2)
     fraction = accrued / required
-    z = fits["estimate"] / fits["se"]
+    z = fits["z"]
     boundary, final_boundary = _boundaries(fraction, alpha, split)
     crossed = np.abs(z) >= boundary
     first = int(np.argmax(crossed)) if crossed.any() else None
@@ -387,15 +395,26 @@ def _updates(years) -> tuple[list[str], list[np.ndarray]]:
     return labels, index
 
 
-def _cumulative_fits(yi, vi, index, method) -> dict:
-    """The pooled estimate and standard error of every update, in one batch."""
+def _cumulative_fits(yi, vi, index, method, ci) -> dict:
+    """The pooled estimate, its standard error (Wald) and the test's z of every update, in one batch.
+
+    With ``ci="knha"`` z is the z-equivalent of the Knapp-Hartung t-test (its p-value on the normal
+    scale); an update of one study is tested with z, as the analysis itself is."""
     fit = pool_batch(np.concatenate([yi[m] for m in index]), np.concatenate([vi[m] for m in index]),
-                     np.array([m.size for m in index]), PoolOptions(method=method, ci="z", qprofile=False),
+                     np.array([m.size for m in index]), PoolOptions(method=method, ci=ci, qprofile=False),
                      weights=False)
     if not fit.converged.all():
         failed = int(np.argmin(fit.converged))
         raise TSAError(f"the {method} model of update {failed + 1} did not converge")
-    return {"estimate": fit.estimate, "se": fit.se}
+    tau2 = np.repeat(fit.tau2, [m.size for m in index])
+    weights = 1.0 / (np.concatenate([vi[m] for m in index]) + tau2)
+    starts = np.cumsum([0] + [m.size for m in index[:-1]])
+    se = np.sqrt(1.0 / np.add.reduceat(weights, starts))  # the model's (Wald) standard error
+    z = fit.estimate / se
+    if ci == "knha":  # the z-equivalent of the t-test (the Wald z where p underflows to 0)
+        with np.errstate(divide="ignore"):
+            z = np.where(fit.p > 0, np.sign(fit.estimate) * norm_isf(fit.p / 2), z)
+    return {"estimate": fit.estimate, "se": se, "z": z}
 
 
 def _diversity(vi, model_variance: float) -> float:

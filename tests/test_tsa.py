@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import special
 
+from meta.distributions import norm_sf
 from meta.effects import compute_effects
 from meta.errors import OptionError
 from meta.options import EffectOptions, PoolOptions
@@ -188,6 +189,30 @@ def test_z_curve_and_diversity_of_the_bcg_trials():
     crossed = [p for p in result.points if p.crossed]
     assert crossed[0].label == "1968" and abs(crossed[0].z) >= crossed[0].boundary
     assert all(abs(p.z) < p.boundary for p in result.points if p.label < "1968")
+
+
+def test_knapp_hartung_z_curve_is_the_z_equivalent_of_the_t_test_and_wald_is_selectable():
+    effects, n = bcg()
+    anticipated = AnticipatedEffect.binary(0.3, 0.05)
+    primary = trial_sequential_analysis(effects.yi, effects.vi, effects.years, anticipated, "RR", "REML", n=n,
+                                        ci="knha")
+    wald = trial_sequential_analysis(effects.yi, effects.vi, effects.years, anticipated, "RR", "REML", n=n,
+                                     ci="knha", z_curve="wald")
+    for point, plain, year in zip(primary.points, wald.points, sorted(set(effects.years))):
+        keep = np.array(effects.years) <= year
+        k = int(keep.sum())
+        knha = pool_batch(effects.yi[keep], effects.vi[keep], np.array([k]), PoolOptions("REML", ci="knha"))
+        z = pool_batch(effects.yi[keep], effects.vi[keep], np.array([k]), PoolOptions("REML", ci="z"))
+        # the t-test's two-sided p-value, on the normal scale (one trial: the analysis uses z)
+        assert math.isclose(2 * norm_sf(abs(point.z)), knha.p[0], rel_tol=1e-9)
+        assert math.isclose(plain.z, z.estimate[0] / z.se[0], rel_tol=1e-12)
+        assert np.sign(point.z) == np.sign(plain.z)
+        if k > 1:  # Knapp-Hartung's t-test is the more cautious one here
+            assert abs(point.z) < abs(plain.z)
+    assert primary.diversity == wald.diversity and primary.required == wald.required
+    with pytest.raises(OptionError):
+        trial_sequential_analysis(effects.yi, effects.vi, effects.years, anticipated, "RR", "REML", n=n,
+                                  z_curve="t")
 
 
 def test_boundaries_are_those_of_the_information_fractions_and_held_after_the_ris():
