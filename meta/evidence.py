@@ -287,11 +287,25 @@ def check_spec(spec: Spec, sheets: dict, root: Path) -> list[Problem]:
     sheet = _rel(spec.sheet, root)
     if "cohort" in chosen.columns:
         problems += _cohorts_twice(chosen, sheet, spec.name)
+    if spec.effect_options.measure == "SMD" and "smd_basis" in chosen.columns:
+        problems += _change_with_final(chosen, sheet, spec.name)
     for number in chosen.index[chosen["study"].duplicated()]:
         problems.append(Problem("duplicate-label", sheet, number, "study",
                                 f"label '{chosen.loc[number, 'study']}' appears twice in analysis {spec.name}",
                                 "make the labels unique within the analysis"))
     return problems
+
+
+def _change_with_final(chosen: pd.DataFrame, sheet: str, analysis: str) -> list[Problem]:
+    """SMDs of change scores may not be pooled with SMDs of follow-up values (Cochrane Handbook
+    10.5.2: the SDs of changes and of final values differ, so the two SMDs are not the same scale)."""
+    basis = chosen["smd_basis"]
+    if not ((basis == "change").any() and basis.isin(["final", "adjusted"]).any()):
+        return []
+    return [Problem("smd-change-with-final", sheet, number, "smd_basis",
+                    f"analysis {analysis} pools this change-score SMD with SMDs of follow-up values",
+                    "filter the spec on smd_basis (e.g. smd_basis = [\"final\", \"adjusted\"]) or pool change scores apart")
+            for number in chosen.index[basis == "change"]]
 
 
 def _cohorts_twice(chosen: pd.DataFrame, sheet: str, analysis: str) -> list[Problem]:

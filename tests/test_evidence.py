@@ -1,6 +1,7 @@
 """The shipped evidence: sheets agree with the dictionary, every number is in its quote, specs run."""
 
 import csv
+import shutil
 
 import pandas as pd
 from click.testing import CliRunner
@@ -80,3 +81,17 @@ def test_one_cohort_twice_in_an_analysis_is_reported():
     studies = set(pd.read_csv(ROOT / "extraction/studies.csv", dtype=str)["study_id"])
     problems, _ = check_evidence_sheet(twice, "survival.csv", load_dictionary(ROOT), studies)
     assert any(p.kind == "cohort-twice" and p.row == len(twice) for p in problems)
+
+
+def test_change_score_smds_pooled_with_final_values_are_reported(tmp_path):
+    for folder in ("extraction", "analyses"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("output", "*.lock"))
+    spec = tmp_path / "analyses" / "depression.toml"
+    spec.write_text("\n".join(line for line in spec.read_text().splitlines() if not line.startswith("smd_basis")))
+    report = validate_project(tmp_path)
+    found = [p for p in report.problems if p.kind == "smd-change-with-final"]
+    sheet = pd.read_csv(ROOT / "extraction/depression/depression.csv", dtype=str)
+    change_rows = [i + 1 for i in sheet.index[sheet["smd_basis"] == "change"]]
+    assert change_rows and [p.row for p in found] == change_rows
+    assert all(p.column == "smd_basis" and "filter the spec on smd_basis" in p.fix for p in found)
+    assert validate_project(ROOT).problems == []
