@@ -49,28 +49,27 @@ def review(tmp_path_factory):
         lines = [line for line in text.splitlines() if line.split(" = ")[0] not in changes]
         lines[:0] = [f'{key} = {value!r}'.replace("'", '"') for key, value in changes.items()]
         (root / "analyses" / f"{name}.toml").write_text("\n".join(lines) + "\n")
-    gen = root / "extraction" / "gen"
-    gen.mkdir()
-    with open(gen / "gen.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["study", "year", "yi", "vi"])
-        writer.writerows([r["study"], r["year"], r["yi"], r["vi"]] for r in dataset("bangertdrowns_gen"))
-    (root / "analyses" / "v-gen-dl-knha.toml").write_text(
-        'title = "GEN"\noutcome = "x"\npopulation = "x"\ncomparison = "x"\nsheet = "extraction/gen/gen.csv"\n'
-        'measure = "GEN"\nmethod = "DL"\nci = "knha"\nrationale = "x"\n')
-    standardised = root / "extraction" / "standardised"
-    standardised.mkdir()
-    with open(standardised / "d.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["study", "d", "n_treat", "n_ctrl"])
-        writer.writerows([r["study"], r["d"], r["n_treat"], r["n_ctrl"]] for r in dataset("normand_smd_from_d"))
-    (root / "analyses" / "v-smd-from-d-reml-knha.toml").write_text(
-        'title = "SMD from d"\noutcome = "x"\npopulation = "x"\ncomparison = "x"\n'
-        'sheet = "extraction/standardised/d.csv"\nmeasure = "SMD"\nmethod = "REML"\nci = "knha"\nrationale = "x"\n')
+    add_reference_analysis(root, "bangertdrowns_gen", ["study", "year", "yi", "vi"], "GEN", "DL", "v-gen-dl-knha")
+    add_reference_analysis(root, "normand_smd_from_d", ["study", "d", "n_treat", "n_ctrl"], "SMD", "REML",
+                           "v-smd-from-d-reml-knha")
     (root / "analyses" / "v-single-knha.toml").write_text(
         (root / "analyses" / "test-c4-o1.toml").read_text().replace('ci = "z"', 'ci = "knha"')
         + 'study = "Akiba 1986 13"\n')
     return root
+
+
+def add_reference_analysis(root, dataset_name, columns, measure, method, name):
+    """A sheet of ``columns`` of a reference dataset and a Knapp-Hartung spec ``name`` pooling it."""
+    folder = root / "extraction" / dataset_name
+    folder.mkdir()
+    with open(folder / "sheet.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows([r[c] for c in columns] for r in dataset(dataset_name))
+    (root / "analyses" / f"{name}.toml").write_text(
+        f'title = "{dataset_name}"\noutcome = "x"\npopulation = "x"\ncomparison = "x"\n'
+        f'sheet = "extraction/{dataset_name}/sheet.csv"\nmeasure = "{measure}"\nmethod = "{method}"\nci = "knha"\n'
+        'rationale = "x"\n')
 
 
 def analyses(review):
@@ -147,7 +146,7 @@ def test_r_script_follows_the_spec(review):
 
 
 def test_r_strings_are_escaped(review):
-    sheet = review / "extraction" / "gen" / "gen.csv"
+    sheet = review / "extraction" / "bangertdrowns_gen" / "sheet.csv"
     original = sheet.read_text()
     sheet.write_text(original.replace("Ashworth 1992 1", 'Ashworth "quoted" \\ Nørby 1992'))
     try:
