@@ -269,7 +269,8 @@ class TSAResult:
     ``points`` one per update in publication order; ``final_boundary`` the boundary at the
     required information (of the update that reached it, or of the next update should that one
     reach it); ``fraction`` of the required information at the latest update; ``crossed_at`` the
-    label of the first update whose z crossed the boundary (None if none did); ``verdict`` in words.
+    label of the first update whose z crossed the boundary (None if none did); ``verdict`` in words;
+    ``z_test`` the test behind the Z-curve ("wald" or "knha", the latter as z-equivalents).
     """
 
     measure: str
@@ -289,6 +290,7 @@ class TSAResult:
     crossed_at: str | None
     verdict: str
     warnings: tuple[str, ...]
+    z_test: str = "wald"
 
     def to_dict(self) -> dict:
         """JSON-safe form (infinite boundaries become None)."""
@@ -358,15 +360,15 @@ def trial_sequential_analysis(yi, vi, years, anticipated: AnticipatedEffect, mea
     if first is not None:
         verdict = "firm evidence: boundary crossed"
     elif fraction[-1] >= 1:
-        verdict = ("no firm evidence: required information reached without crossing the boundary "
-                   "(an effect as large as anticipated is unlikely)")
+        verdict = "no firm evidence: required information reached without crossing the boundary"
     else:
         verdict = f"not yet: boundary not crossed ({100 * fraction[-1]:.0f}% of the required information)"
     if yi.size < 2:
         warnings.append("one study: the diversity D^2 and the Z-curve rest on a single trial")
     return TSAResult(measure, method, information, float(alpha), float(power), split, anticipated, float(d2),
                      diversity is not None, float(required_fixed), float(required), points, final_boundary,
-                     float(fraction[-1]), labels[first] if first is not None else None, verdict, tuple(warnings))
+                     float(fraction[-1]), labels[first] if first is not None else None, verdict, tuple(warnings),
+                     "knha" if ci == "knha" and z_curve == "primary" else "wald")
 
 
 def _participants(n, k: int) -> np.ndarray:
@@ -488,7 +490,7 @@ def tsa_plot(result: TSAResult, title: str):
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.set_xlabel("Cumulative participants" if r.information == "participants"
                       else "Cumulative information (sum of 1/variance)")
-        ax.set_ylabel("Cumulative z")
+        ax.set_ylabel("Cumulative z" if r.z_test == "wald" else "Cumulative z (Knapp-Hartung t as z)")
         for side in ("right", "top"):
             ax.spines[side].set_visible(False)
         ax.legend(loc="upper left", bbox_to_anchor=(1.03, 1.0), frameon=False, fontsize=8)

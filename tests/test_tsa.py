@@ -210,6 +210,7 @@ def test_knapp_hartung_z_curve_is_the_z_equivalent_of_the_t_test_and_wald_is_sel
         if k > 1:  # Knapp-Hartung's t-test is the more cautious one here
             assert abs(point.z) < abs(plain.z)
     assert primary.diversity == wald.diversity and primary.required == wald.required
+    assert (primary.z_test, wald.z_test) == ("knha", "wald") and primary.to_dict()["z_test"] == "knha"
     with pytest.raises(OptionError):
         trial_sequential_analysis(effects.yi, effects.vi, effects.years, anticipated, "RR", "REML", n=n,
                                   z_curve="t")
