@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from .review import Review
 
 HISTORY_COLUMNS = ("version_date", "analysis", "input_hash", "measure", "k", "estimate", "ci_lower",
-                   "ci_upper", "pi_lower", "pi_upper", "tau2", "i2", "studies")
+                   "ci_upper", "pi_lower", "pi_upper", "tau2", "i2", "studies", "spec_hash")
 SUMMARY_COLUMNS = ("Outcome", "Population", "Comparison", "Studies (k)", "Participants / events",
                    "Pooled estimate (95% CI)", "Absolute effect per 1,000 (95% CI)", "Prediction interval",
                    "I\u00b2", "tau\u00b2", "Model",
@@ -43,6 +43,7 @@ class Version:
     tau2: float
     i2: float
     studies: tuple[str, ...]
+    spec_hash: str = ""  # of the spec file alone: tells a spec change from a data change ("" before 0.2.0)
 
     @property
     def is_ratio(self) -> bool:
@@ -53,12 +54,13 @@ class Version:
         return 1.0 if self.is_ratio else 0.0
 
     def same_result(self, other: "Version") -> bool:
-        """Same inputs and the same numbers (as history.csv stores them; NaN equals NaN)."""
+        """Same inputs and the same numbers (as history.csv stores them; NaN equals NaN). The spec's
+        own hash is not compared: the input hash already covers the spec."""
         def same(a, b):
             return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
 
         return all(same(getattr(self, f.name), getattr(other, f.name))
-                   for f in fields(self) if f.name != "version_date")
+                   for f in fields(self) if f.name not in ("version_date", "spec_hash"))
 
 
 def stored(x: float) -> float:
@@ -76,7 +78,7 @@ def read_history(text: str) -> list[Version]:
             row["version_date"], row["analysis"], row["input_hash"], row["measure"], int(row["k"]),
             *(float(row[c]) if row[c] else math.nan for c in
               ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "tau2", "i2")),
-            tuple(s for s in row["studies"].split("; ") if s)))
+            tuple(s for s in row["studies"].split("; ") if s), row.get("spec_hash") or ""))
     return versions
 
 
@@ -88,7 +90,7 @@ def history_text(versions: list[Version]) -> str:
         writer.writerow([v.version_date, v.analysis, v.input_hash, v.measure, v.k,
                          *(_num(getattr(v, c)) for c in ("estimate", "ci_lower", "ci_upper", "pi_lower",
                                                          "pi_upper", "tau2", "i2")),
-                         "; ".join(v.studies)])
+                         "; ".join(v.studies), v.spec_hash])
     return out.getvalue()
 
 
@@ -146,7 +148,10 @@ def describe_change(old: Version | None, new: Version, title: str) -> str:
         parts.append(f"+{len(added)} {'study' if len(added) == 1 else 'studies'} ({', '.join(added)})")
     if removed:
         parts.append(f"-{len(removed)} {'study' if len(removed) == 1 else 'studies'} ({', '.join(removed)})")
-    if not added and not removed:
+    spec_changed = bool(old.spec_hash) and old.spec_hash != new.spec_hash
+    if spec_changed:
+        parts.append("analysis spec changed")
+    elif not added and not removed:
         parts.append("study data corrected" if old.input_hash != new.input_hash
                      else "re-computed by a new version of the toolkit")
     if headline(old) != headline(new):

@@ -411,7 +411,8 @@ def _record(r: AnalysisRun, studies: dict) -> dict:
     spec = r.spec
     fixed = r.fixed
     record = {
-        "analysis": spec.name, "input_hash": r.input_hash, "title": spec.title, "outcome": spec.outcome,
+        "analysis": spec.name, "input_hash": r.input_hash,
+        "spec_hash": hashlib.sha256(spec.path.read_bytes()).hexdigest(), "title": spec.title, "outcome": spec.outcome,
         "population": spec.population, "comparison": spec.comparison, "rationale": spec.rationale,
         "sheet": str(spec.sheet.name), "measure": res.measure, "baseline_risk": spec.baseline_risk,
         "baseline_risk_source": spec.baseline_risk_source, "method": res.method, "ci_method": res.ci_method,
@@ -485,7 +486,8 @@ def version_of(record: dict, date: str) -> Version:
 
     return Version(date, record["analysis"], record["input_hash"], record["measure"], int(res["k"]),
                    value("estimate"), value("ci_lower"), value("ci_upper"), value("pi_lower"), value("pi_upper"),
-                   stored(res["tau2"]), stored(res["i2"]), tuple(s["study"] for s in record["studies"]))
+                   stored(res["tau2"]), stored(res["i2"]), tuple(s["study"] for s in record["studies"]),
+                   record.get("spec_hash", ""))
 
 
 def _publish_living(root: Path, records: list[dict], date: str, write) -> list[str]:

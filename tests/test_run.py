@@ -251,3 +251,28 @@ def test_a_new_toolkit_version_redraws_everything_but_publishes_no_version(tmp_p
     assert result.exit_code == 0, result.output
     assert "10 re-computed" in result.output and "0 new version(s)" in result.output, result.output
     assert (root / "analyses" / "history.csv").read_bytes() == history
+
+
+def test_changes_say_whether_the_spec_or_the_data_changed(tmp_path):
+    root = copy_project(tmp_path / "why")
+    assert invoke("run", "--root", str(root), "--date", "2026-01-01").exit_code == 0
+    spec = root / "analyses" / "depression.toml"
+    spec.write_text(spec.read_text().replace('smd_basis = ["final", "adjusted", "not_stated"]',
+                                             'smd_basis = ["final", "adjusted"]'))
+    assert invoke("run", "--root", str(root), "--date", "2026-02-01").exit_code == 0
+    sheet = root / "extraction" / "depression" / "depression.csv"
+    rows = list(csv.DictReader(sheet.open(encoding="utf-8")))
+    assert rows[0]["study_id"] == "courneya2003b" and rows[0]["risk_of_bias"] == "some_concerns"
+    rows[0]["risk_of_bias"] = "high"  # a corrected judgement: the data change, the spec does not
+    with sheet.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    result = invoke("run", "--root", str(root), "--date", "2026-03-01")
+    assert result.exit_code == 0, result.output
+    changes = (root / "analyses" / "CHANGES.md").read_text()
+    section = dict(part.split("\n", 1) for part in changes.split("\n## ")[1:])
+    assert "-1 study (Livingston 2015); analysis spec changed; SMD" in section["2026-02-01"]
+    assert "Depressive symptoms in exercise trials: study data corrected; SMD" in section["2026-03-01"]
+    history = (root / "analyses" / "history.csv").read_text().splitlines()
+    assert history[0].endswith(",spec_hash") and len(history[-1].rsplit(",", 1)[1]) == 64
