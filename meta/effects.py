@@ -13,6 +13,10 @@ metafor's ``escalc`` (Viechtbauer 2010, J Stat Softw 36(3)) with its defaults:
   Bland 2011, BMJ 343:d2090), with a warning where the CI is clearly asymmetric on the log scale.
 - standardised -> an SMD printed by the source (Cohen's d, uncorrected) with the arms' n: Hedges'
   correction and the large-sample variance as above (escalc's ``di`` argument).
+- binary rows marked ``smd_basis = odds_ratio`` in an SMD analysis -> the log odds ratio re-expressed
+  as an SMD, log OR x sqrt(3)/pi with variance x 3/pi^2 (Chinn 2000, Stat Med 19:3127; Cochrane
+  Handbook 10.6; escalc's ``"OR2DL"``), so a trial reporting only how many people crossed a cut-off
+  can join trials reporting means.
 - precomputed -> ``yi`` with ``vi`` or ``sei``.
 """
 
@@ -103,7 +107,8 @@ def compute_effects(table: pd.DataFrame, options: EffectOptions) -> EffectSizes:
     for (number, row), present in zip(table.iterrows(), groups):
         label = str(row["study"])
         group = present[0]
-        if measure not in MEASURES_OF_GROUP[group]:
+        as_smd = odds_ratio_as_smd(row, group, measure)
+        if measure not in MEASURES_OF_GROUP[group] and not as_smd:
             raise EffectError(
                 f"row {number} ({label}) has {group} columns, which cannot give {measure}; "
                 f"{group} rows give {', '.join(MEASURES_OF_GROUP[group])}")
@@ -115,13 +120,17 @@ def compute_effects(table: pd.DataFrame, options: EffectOptions) -> EffectSizes:
                 warnings.append(f"{label}: {note}")
         elif group == "binary":
             cells = _cells(row)
-            if options.zero_cells == "drop" and measure in ("RR", "OR") and _double_zero(cells):
+            if options.zero_cells == "drop" and (measure in ("RR", "OR") or as_smd) and _double_zero(cells):
                 dropped.append(label)
                 continue
             if min(cells) == 0:
                 cells = tuple(c + options.add for c in cells)
                 corrected.append(label)
-            yi, vi = _binary(cells, measure)
+            if as_smd:
+                yi, vi = smd_from_log_odds_ratio(*_binary(cells, "OR"))
+                warnings.append(f"{label}: odds ratio re-expressed as an SMD (log OR x sqrt(3)/pi; Chinn 2000)")
+            else:
+                yi, vi = _binary(cells, measure)
         elif group == "standardised":
             yi, vi = smd_from_d(*(np.float64(row[c]) for c in GROUPS["standardised"]))
             yi, vi = float(yi), float(vi)
@@ -197,6 +206,17 @@ def _binary(cells, measure: str) -> tuple[float, float]:
     if measure == "OR":
         return float(np.log(p1 / (1 - p1)) - np.log(p2 / (1 - p2))), 1 / a + 1 / b + 1 / c + 1 / d
     return p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+
+
+def odds_ratio_as_smd(row, group: str, measure: str) -> bool:
+    """Whether a row is a binary result that an SMD analysis re-expresses (``smd_basis = odds_ratio``)."""
+    return group == "binary" and measure == "SMD" and row.get("smd_basis") == "odds_ratio"
+
+
+def smd_from_log_odds_ratio(yi, vi):
+    """An SMD and its variance from a log odds ratio: x sqrt(3)/pi and x 3/pi^2 (Chinn 2000;
+    metafor's ``escalc(measure="OR2DL")``)."""
+    return yi * np.sqrt(3) / np.pi, vi * 3 / np.pi**2
 
 
 def hedges_correction(m):

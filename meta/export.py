@@ -134,7 +134,8 @@ def _group_lines(group: str, rows: pd.DataFrame, spec: Spec, e) -> list[str]:
         drop00 = "TRUE" if e.zero_cells == "drop" and e.measure in ("RR", "OR") else "FALSE"
         vtype = "HO" if e.measure == "MD" and e.md_variance == "pooled" else "LS"
         options = (f'add = 1/2, to = "only0", drop00 = {drop00}' if group == "binary" else f'vtype = "{vtype}"')
-        compute = [f"es <- escalc(measure = \"{e.measure}\", {arguments}, data = {group}, {options})"]
+        measure = "OR2DL" if group == "binary" and e.measure == "SMD" else e.measure  # odds ratios as SMDs
+        compute = [f"es <- escalc(measure = \"{measure}\", {arguments}, data = {group}, {options})"]
     elif group == "ratio":
         columns.update({c: [_r_number(v) for v in rows[c]] for c in ("estimate", "ci_lower", "ci_upper")})
         levels = rows["ci_level"] if "ci_level" in rows.columns else pd.Series(index=rows.index, dtype=object)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .effects import GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, row_groups
+from .effects import GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, odds_ratio_as_smd, row_groups
 from .errors import Problem
 
 NUMERIC_COLUMNS = tuple(sorted({c for cols in GROUPS.values() for c in cols}
@@ -162,10 +162,12 @@ def _row_group_problems(row, present, number, name, measure, needed_columns) -> 
                         "keep one group of effect columns per row; move the other result to its own row")]
     group = present[0]
     problems = []
-    if measure not in MEASURES_OF_GROUP[group]:
+    if measure not in MEASURES_OF_GROUP[group] and not odds_ratio_as_smd(row, group, measure):
+        also = " (or smd_basis = odds_ratio to re-express the odds ratio as an SMD)" \
+            if group == "binary" and measure == "SMD" else ""
         problems.append(Problem("wrong-measure", name, number, "",
                                 f"{group} columns cannot give {measure}",
-                                f"use --measure {' or '.join(MEASURES_OF_GROUP[group])} for this sheet"))
+                                f"use --measure {' or '.join(MEASURES_OF_GROUP[group])} for this sheet{also}"))
     required = list(REQUIRED[group])
     if group == "precomputed":
         if not any(c in row.index and pd.notna(row[c]) for c in ("vi", "sei")):

@@ -40,6 +40,10 @@ es_of <- list(
     list(measure = "RR", args = list(zero_cells = "drop"),
          es = escalc("RR", ai = d$ai, n1i = d$n1i, ci = d$ci, n2i = d$n2i, drop00 = TRUE))
   },
+  nielweise_or2dl = function() {
+    d <- dat.nielweise2007
+    list(measure = "SMD", args = list(), es = escalc("OR2DL", ai = d$ai, n1i = d$n1i, ci = d$ci, n2i = d$n2i))
+  },
   hine_rd = function() {
     d <- dat.hine1989
     list(measure = "RD", args = list(), es = escalc("RD", ai = d$ai, n1i = d$n1i, ci = d$ci, n2i = d$n2i))

@@ -42,6 +42,10 @@ datasets$nielweise_rr_drop00 <- list(sheet = sheet, measure = "RR",
   es = escalc("RR", ai = d$ai, n1i = d$n1i, ci = d$ci, n2i = d$n2i, drop00 = TRUE),
   args = list(zero_cells = "drop"))
 
+# ... and their odds ratios re-expressed as SMDs (Chinn 2000; the sheet marks the rows smd_basis = odds_ratio)
+datasets$nielweise_or2dl <- list(sheet = cbind(sheet, smd_basis = "odds_ratio"), measure = "SMD",
+  es = escalc("OR2DL", ai = d$ai, n1i = d$n1i, ci = d$ci, n2i = d$n2i), args = list())
+
 # 4. Prophylactic lidocaine (Hine et al. 1989, Arch Intern Med 149:2694), binary -> RD
 d <- dat.hine1989
 datasets$hine_rd <- list(

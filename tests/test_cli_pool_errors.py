@@ -38,6 +38,8 @@ CASES = [
      ["SMD"], ["row 1, column n_treat", "n_treat is empty", "a standardised row needs d, n_treat, n_ctrl"]),
     ("d pooled as MD", "study,year,d,n_treat,n_ctrl\nA,2000,-0.4,20,20\nB,2001,0.2,15,15\n",
      ["MD"], ["standardised columns cannot give MD", "use --measure SMD"]),
+    ("binary rows pooled as SMD", "study,year,events_treat,n_treat,events_ctrl,n_ctrl\nA,2000,3,20,6,20\nB,2001,2,15,5,15\n",
+     ["SMD"], ["binary columns cannot give SMD", "smd_basis = odds_ratio"]),
     ("empty sheet", "", ["GEN"], ["the sheet is empty"]),
     ("header only", "study,year,yi,vi\n", ["GEN"], ["no rows"]),
     ("duplicate labels", "study,year,yi,vi\nA,2000,0.1,0.01\nA,2001,0.2,0.02\n",

@@ -2,7 +2,7 @@
 
 The analyses are this project's own specs, the specs of a RevMan import (DL, FE, MD, zero cells,
 generic inverse variance, subgroups) and variants of them that cover every estimator, both tests,
-another level, the pooled-SD MD, SMD (from means and from printed d), OR, RD, GEN and k = 1. The R comparison runs where
+another level, the pooled-SD MD, SMD (from means, from printed d and from odds ratios), OR, RD, GEN and k = 1. The R comparison runs where
 `Rscript` with metafor is installed (skipped otherwise); all scripts run in one R process.
 """
 
@@ -52,6 +52,8 @@ def review(tmp_path_factory):
     add_reference_analysis(root, "bangertdrowns_gen", ["study", "year", "yi", "vi"], "GEN", "DL", "v-gen-dl-knha")
     add_reference_analysis(root, "normand_smd_from_d", ["study", "d", "n_treat", "n_ctrl"], "SMD", "REML",
                            "v-smd-from-d-reml-knha")
+    add_reference_analysis(root, "nielweise_or2dl", ["study", "events_treat", "n_treat", "events_ctrl", "n_ctrl",
+                                                     "smd_basis"], "SMD", "DL", "v-smd-from-or-dl-knha")
     (root / "analyses" / "v-single-knha.toml").write_text(
         (root / "analyses" / "test-c4-o1.toml").read_text().replace('ci = "z"', 'ci = "knha"')
         + 'study = "Akiba 1986 13"\n')
