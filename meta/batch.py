@@ -32,7 +32,7 @@ from .errors import MetaError, Problem, SheetError
 from .options import RATIO_MEASURES, EffectOptions, PoolOptions
 from .pooling import pool_batch
 from .results import CONTRACT_FIELDS
-from .sheets import COUNT_COLUMNS
+from .sheets import COUNT_COLUMNS, TWO_PER_ARM
 
 DEFAULT_CHUNK_ROWS = 500_000
 EFFECT_COLUMNS = tuple(dict.fromkeys(c for columns in GROUPS.values() for c in columns))
@@ -375,18 +375,14 @@ def _range_problems(columns, mine, group_name, rows, name) -> list[Problem]:
                   "events are counts >= 0")
             check(e > n, f"events_{arm}", lambda i, e=e, n=n, a=arm: f"events_{a} ({e[i]:g}) is larger than "
                   f"n_{a} ({n[i]:g})", "check the arm: events cannot exceed the people in it")
-    elif group_name == "continuous":
-        for arm in ("treat", "ctrl"):
-            sd, n = columns[f"sd_{arm}"], columns[f"n_{arm}"]
-            check(sd <= 0, f"sd_{arm}", lambda i, sd=sd, a=arm: f"sd_{a} ({sd[i]:g}) is not positive",
-                  "an SD is > 0; if the source gives an SE or CI, convert it and say so in notes")
-            check(n < 2, f"n_{arm}", lambda i, n=n, a=arm: f"n_{a} ({n[i]:g}) is below 2",
-                  "an SD needs at least 2 people per arm")
-    elif group_name == "standardised":
+    elif group_name in TWO_PER_ARM:
         for arm in ("treat", "ctrl"):
             n = columns[f"n_{arm}"]
-            check(n < 2, f"n_{arm}", lambda i, n=n, a=arm: f"n_{a} ({n[i]:g}) is below 2",
-                  "a standardised difference needs at least 2 people per arm")
+            if group_name == "continuous":
+                sd = columns[f"sd_{arm}"]
+                check(sd <= 0, f"sd_{arm}", lambda i, sd=sd, a=arm: f"sd_{a} ({sd[i]:g}) is not positive",
+                      "an SD is > 0; if the source gives an SE or CI, convert it and say so in notes")
+            check(n < 2, f"n_{arm}", lambda i, n=n, a=arm: f"n_{a} ({n[i]:g}) is below 2", TWO_PER_ARM[group_name])
     elif group_name == "ratio":
         est, lo, hi = columns["estimate"], columns["ci_lower"], columns["ci_upper"]
         for column, v in (("estimate", est), ("ci_lower", lo), ("ci_upper", hi)):

@@ -112,15 +112,14 @@ def _run_validated(root: Path, date: str, progress: Callable[[str, str], None], 
         for r in sorted(changed, key=lambda r: -r.effects.k):  # the largest plots first: fewer idle ends
             _complete(r)
             drawing.append((r, renderers.submit(_render, r) if renderers else None))
-        plots = {id(r): future.result() if future else _render(r) for r, future in drawing}
-        rendered = [plots[id(r)] for r in changed]
+        rendered = [(r, future.result() if future else _render(r)) for r, future in drawing]
     written: list[str] = []
 
     def write(path: Path, content) -> None:
         if write_if_changed(root / path, content):
             written.append(str(path))
 
-    for r, files in zip(changed, rendered):
+    for r, files in rendered:
         for path, content in files.items():
             write(path, content)
         write(OUTPUT / r.spec.name / "analysis.json",

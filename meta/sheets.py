@@ -188,6 +188,12 @@ def _row_group_problems(row, present, number, name, measure, needed_columns) -> 
     return problems
 
 
+TWO_PER_ARM = {  # groups whose arms need at least two people, and the fix the problem gives
+    "continuous": "an SD needs at least 2 people per arm",
+    "standardised": "a standardised difference needs at least 2 people per arm",
+}
+
+
 def _range_problems(row, group, number, name) -> list[Problem]:
     def problem(column, message, fix):
         return Problem("out-of-range", name, number, column, message, fix)
@@ -203,19 +209,13 @@ def _range_problems(row, group, number, name) -> list[Problem]:
             if events > n:
                 out.append(problem(f"events_{arm}", f"events_{arm} ({events:g}) is larger than n_{arm} ({n:g})",
                                    "check the arm: events cannot exceed the people in it"))
-    elif group == "continuous":
+    elif group in TWO_PER_ARM:
         for arm in ("treat", "ctrl"):
-            if row[f"sd_{arm}"] <= 0:
+            if group == "continuous" and row[f"sd_{arm}"] <= 0:
                 out.append(problem(f"sd_{arm}", f"sd_{arm} ({row[f'sd_{arm}']:g}) is not positive",
                                    "an SD is > 0; if the source gives an SE or CI, convert it and say so in notes"))
             if row[f"n_{arm}"] < 2:
-                out.append(problem(f"n_{arm}", f"n_{arm} ({row[f'n_{arm}']:g}) is below 2",
-                                   "an SD needs at least 2 people per arm"))
-    elif group == "standardised":
-        for arm in ("treat", "ctrl"):
-            if row[f"n_{arm}"] < 2:
-                out.append(problem(f"n_{arm}", f"n_{arm} ({row[f'n_{arm}']:g}) is below 2",
-                                   "a standardised difference needs at least 2 people per arm"))
+                out.append(problem(f"n_{arm}", f"n_{arm} ({row[f'n_{arm}']:g}) is below 2", TWO_PER_ARM[group]))
     elif group == "ratio":
         est, lo, hi = row["estimate"], row["ci_lower"], row["ci_upper"]
         for column, value in (("estimate", est), ("ci_lower", lo), ("ci_upper", hi)):
