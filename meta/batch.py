@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 
 from .distributions import norm_isf
-from .effects import GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, smd_from_d
+from .effects import (
+    GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, describe_requirements, requirement_names, smd_from_d,
+)
 from .errors import MetaError, Problem, SheetError
 from .options import RATIO_MEASURES, EffectOptions, PoolOptions
 from .pooling import pool_batch
@@ -150,7 +152,7 @@ def open_long_file(path: Path) -> LongFile:
     columns = tuple(c for c in EFFECT_COLUMNS if c in header)
     if not columns:
         problems.append(Problem("no-effect", name, 0, "", "the file has no effect columns",
-                                "add one group: yi+vi, estimate+ci_lower+ci_upper, events+n, or means+SDs+n"))
+                                "add one group: yi+vi, estimate+ci_lower+ci_upper, events+n (or non-events), means+SDs+n, or d+n"))
     if problems:
         raise SheetError(problems)
     return LongFile(path, kind, columns, size, tuple(raw))
@@ -319,7 +321,7 @@ def check_rows(columns: dict[str, np.ndarray], rows: np.ndarray, name: str,
     count = present.sum(axis=0)
     group = present.argmax(axis=0)
     problems = _row_problems(rows, count == 0, "no-effect", name, "", lambda i: "no effect columns are filled",
-                             "fill one group: yi+vi, estimate+ci_lower+ci_upper, events+n, means+SDs+n, or d+n")
+                             "fill one group: yi+vi, estimate+ci_lower+ci_upper, events+n (or non-events), means+SDs+n, or d+n")
     for i in np.flatnonzero(count > 1)[:MAX_LISTED]:
         used = [c for g in GROUP_NAMES for c in GROUP_MARKERS[g] if c in filled and filled[c][i]]
         problems.append(Problem("two-effect-groups", name, int(rows[i]), ",".join(used),
@@ -336,17 +338,19 @@ def check_rows(columns: dict[str, np.ndarray], rows: np.ndarray, name: str,
                                       f"use --measure {' or '.join(MEASURES_OF_GROUP[group_name])} for this file")
             continue
         unusable = np.zeros(n, dtype=bool)
-        for column in REQUIRED[group_name]:
-            if column not in columns:
-                problems.append(Problem("missing-column", name, 0, column,
-                                        f"rows need the column '{column}', which is missing",
-                                        f"add a '{column}' column and fill it"))
+        for requirement in REQUIRED[group_name]:
+            names = requirement_names(requirement)
+            if not any(c in columns for c in names):
+                problems.append(Problem("missing-column", name, 0, names[0],
+                                        f"rows need the column '{names[0]}', which is missing",
+                                        f"add a '{names[0]}' column and fill it"))
                 unusable |= mine
                 continue
-            empty = mine & ~filled[column]
+            either = " or ".join(names)
+            empty = mine & ~np.logical_or.reduce([filled.get(c, none) for c in names])
             unusable |= empty
-            problems += _row_problems(rows, empty, "missing-value", name, column, lambda i, c=column: f"{c} is empty",
-                                      f"fill {column} (a {group_name} row needs {', '.join(REQUIRED[group_name])})")
+            problems += _row_problems(rows, empty, "missing-value", name, names[0], lambda i, e=either: f"{e} is empty",
+                                      f"fill {either} (a {group_name} row needs {describe_requirements(group_name)})")
         if group_name == "precomputed":
             no_variance = mine & ~filled.get("vi", none) & ~filled.get("sei", none)
             unusable |= no_variance
@@ -368,13 +372,22 @@ def _range_problems(columns, mine, group_name, rows, name) -> list[Problem]:
         return out
     if group_name == "binary":
         for arm in ("treat", "ctrl"):
-            e, n = columns[f"events_{arm}"], columns[f"n_{arm}"]
-            check(n <= 0, f"n_{arm}", lambda i, n=n, a=arm: f"n_{a} ({n[i]:g}) is not positive",
-                  "n counts people analysed (> 0)")
+            e = columns[f"events_{arm}"]
+            n = columns.get(f"n_{arm}", np.full(e.size, np.nan))
+            b = columns.get(f"nonevents_{arm}", np.full(e.size, np.nan))
             check(e < 0, f"events_{arm}", lambda i, e=e, a=arm: f"events_{a} ({e[i]:g}) is negative",
                   "events are counts >= 0")
-            check(e > n, f"events_{arm}", lambda i, e=e, n=n, a=arm: f"events_{a} ({e[i]:g}) is larger than "
-                  f"n_{a} ({n[i]:g})", "check the arm: events cannot exceed the people in it")
+            check(b < 0, f"nonevents_{arm}", lambda i, b=b, a=arm: f"nonevents_{a} ({b[i]:g}) is negative",
+                  "non-events are counts >= 0")
+            check(n <= 0, f"n_{arm}", lambda i, n=n, a=arm: f"n_{a} ({n[i]:g}) is not positive",
+                  "n counts people analysed (> 0)")
+            check(e > n, f"events_{arm}", lambda i, e=e, n=n, a=arm: f"events_{a} ({e[i]:g}) is larger "
+                  f"than n_{a} ({n[i]:g})", "check the arm: events cannot exceed the people in it")
+            check((n > 0) & (e <= n) & (e + b != n) & ~np.isnan(b), f"n_{arm},nonevents_{arm}",
+                  lambda i, e=e, n=n, b=b, a=arm: f"n_{a} ({n[i]:g}) is not events_{a} + nonevents_{a} "
+                  f"({e[i]:g} + {b[i]:g})", f"give n_{arm} or nonevents_{arm}, not both, or correct the one that is wrong")
+            check(np.isnan(n) & (e + b <= 0), f"nonevents_{arm}",
+                  lambda i: "the arm has no people (events and non-events are 0)", "an arm counts people analysed (> 0)")
     elif group_name in TWO_PER_ARM:
         for arm in ("treat", "ctrl"):
             n = columns[f"n_{arm}"]
@@ -443,9 +456,8 @@ def effect_arrays(columns: dict[str, np.ndarray], group: np.ndarray,
             vi[rows] = sei**2
         rows = group == GROUP_NAMES.index("binary")
         if rows.any():
-            a, n1 = col("events_treat", rows), col("n_treat", rows)
-            c, n2 = col("events_ctrl", rows), col("n_ctrl", rows)
-            b, d = n1 - a, n2 - c
+            a, c = col("events_treat", rows), col("events_ctrl", rows)
+            b, d = _nonevents(columns, "treat", rows, a), _nonevents(columns, "ctrl", rows, c)
             if options.zero_cells == "drop" and measure in ("RR", "OR"):
                 double_zero = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
                 keep[np.flatnonzero(rows)[double_zero]] = False
@@ -460,6 +472,13 @@ def effect_arrays(columns: dict[str, np.ndarray], group: np.ndarray,
         if rows.any():
             yi[rows], vi[rows] = smd_from_d(*(col(c, rows) for c in GROUPS["standardised"]))
     return yi, vi, keep
+
+
+def _nonevents(columns, arm: str, rows, events):
+    """Each row's non-events: as given, or n - events (``effects._nonevents`` over arrays)."""
+    total = columns[f"n_{arm}"][rows] - events if f"n_{arm}" in columns else np.full(events.size, np.nan)
+    given = columns.get(f"nonevents_{arm}")
+    return total if given is None else np.where(np.isnan(given[rows]), total, given[rows])
 
 
 def _binary(a, b, c, d, measure):

@@ -3,7 +3,8 @@
 Each row fills exactly one group of effect columns (``../shared/DESIGN.md``); the formulas are
 metafor's ``escalc`` (Viechtbauer 2010, J Stat Softw 36(3)) with its defaults:
 
-- binary -> log RR, log OR, RD; 0.5 added to every cell of a table with a zero cell, double-zero
+- binary -> log RR, log OR, RD from each arm's events with its n or its non-events (escalc's
+  ``ai, n1i`` or ``ai, bi``: a source printing cases and non-cases needs no total of ours); 0.5 added to every cell of a table with a zero cell, double-zero
   tables kept (``add = 1/2, to = "only0", drop00 = FALSE``); ``zero_cells="drop"`` leaves out
   double-zero tables for RR and OR as Cochrane's RevMan does.
 - continuous -> SMD (Hedges' g with the exact correction c(m) = Gamma(m/2) / (sqrt(m/2)
@@ -35,7 +36,7 @@ from .options import EffectOptions
 GROUPS = {
     "precomputed": ("yi", "vi", "sei"),
     "ratio": ("estimate", "ci_lower", "ci_upper", "ci_level"),
-    "binary": ("events_treat", "n_treat", "events_ctrl", "n_ctrl"),
+    "binary": ("events_treat", "n_treat", "events_ctrl", "n_ctrl", "nonevents_treat", "nonevents_ctrl"),
     "continuous": ("mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl"),
     "standardised": ("d", "n_treat", "n_ctrl"),
 }
@@ -47,10 +48,11 @@ GROUP_MARKERS = {
     "continuous": ("mean_treat", "sd_treat", "mean_ctrl", "sd_ctrl"),
     "standardised": ("d",),
 }
+# A tuple inside a requirement lists alternatives: one of them must be filled.
 REQUIRED = {
     "precomputed": ("yi",),
     "ratio": ("estimate", "ci_lower", "ci_upper"),
-    "binary": ("events_treat", "n_treat", "events_ctrl", "n_ctrl"),
+    "binary": ("events_treat", ("n_treat", "nonevents_treat"), "events_ctrl", ("n_ctrl", "nonevents_ctrl")),
     "continuous": ("mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl"),
     "standardised": ("d", "n_treat", "n_ctrl"),
 }
@@ -188,8 +190,32 @@ def _rounding_half_unit(x: float) -> float:
 
 
 def _cells(row) -> tuple[float, float, float, float]:
-    a, n1, c, n2 = (np.float64(row[col]) for col in ("events_treat", "n_treat", "events_ctrl", "n_ctrl"))
-    return a, n1 - a, c, n2 - c
+    a, c = np.float64(row["events_treat"]), np.float64(row["events_ctrl"])
+    return a, _nonevents(row, "treat", a), c, _nonevents(row, "ctrl", c)
+
+
+def _nonevents(row, arm: str, events: float) -> float:
+    given = row.get(f"nonevents_{arm}")
+    return np.float64(given) if pd.notna(given) else np.float64(row[f"n_{arm}"]) - events
+
+
+def arm_size(row, arm: str) -> float:
+    """People in one arm of a binary or continuous row: its n, or events + non-events (NaN if neither)."""
+    n = row.get(f"n_{arm}")
+    if pd.notna(n):
+        return float(n)
+    events, nonevents = row.get(f"events_{arm}"), row.get(f"nonevents_{arm}")
+    return float(events) + float(nonevents) if pd.notna(events) and pd.notna(nonevents) else float("nan")
+
+
+def requirement_names(requirement) -> tuple[str, ...]:
+    """The columns one entry of ``REQUIRED`` accepts (a single name or a tuple of alternatives)."""
+    return requirement if isinstance(requirement, tuple) else (requirement,)
+
+
+def describe_requirements(group: str) -> str:
+    """'events_treat, n_treat or nonevents_treat, ...': what a row of ``group`` must fill."""
+    return ", ".join(" or ".join(requirement_names(r)) for r in REQUIRED[group])
 
 
 def _double_zero(cells) -> bool:

@@ -130,7 +130,10 @@ def _group_lines(group: str, rows: pd.DataFrame, spec: Spec, e) -> list[str]:
                            if spec.subgroup else ['""'] * len(rows))
     if group in ESCALC:
         arguments, names = ESCALC[group]
-        columns.update({c: [_r_number(v) for v in rows[c]] for c in names})
+        columns.update({c: [_r_number(v) for v in rows[c]] if c in rows.columns else [] for c in names})
+        if group == "binary":  # an arm given as events and non-events: n as their sum, written out
+            for arm in ("treat", "ctrl"):
+                columns[f"n_{arm}"] = [_arm_total(row, arm) for _, row in rows.iterrows()]
         drop00 = "TRUE" if e.zero_cells == "drop" and e.measure in ("RR", "OR") else "FALSE"
         vtype = "HO" if e.measure == "MD" and e.md_variance == "pooled" else "LS"
         options = (f'add = 1/2, to = "only0", drop00 = {drop00}' if group == "binary" else f'vtype = "{vtype}"')
@@ -153,6 +156,13 @@ def _group_lines(group: str, rows: pd.DataFrame, spec: Spec, e) -> list[str]:
     return [f"# {group} rows", f"{group} <- data.frame(\n{body}\n)", *compute,
             f"es_{group} <- data.frame(row = {group}$row, study = {group}$study, subgroup = {group}$subgroup, "
             "yi = as.numeric(es$yi), vi = as.numeric(es$vi))", ""]
+
+
+def _arm_total(row, arm: str) -> str:
+    n = row.get(f"n_{arm}")
+    if pd.notna(n):
+        return _r_number(n)
+    return f"{_r_number(row[f'events_{arm}'])} + {_r_number(row[f'nonevents_{arm}'])}"
 
 
 def _r_number(value) -> str:

@@ -25,7 +25,7 @@ import pandas as pd
 from . import __version__
 from .certainty import rate
 from .distributions import chi2_sf, norm_isf
-from .effects import EffectError, EffectSizes, compute_effects
+from .effects import EffectError, EffectSizes, arm_size, compute_effects
 from .errors import MetaError, SheetError
 from .evidence import validate_project
 from .living import (
@@ -453,16 +453,20 @@ def _text(value) -> str:
 
 
 def _totals(rows: pd.DataFrame) -> tuple[int | None, int | None]:
-    def total(single: str, pair: tuple[str, str]):
+    def total(single: str, per_arm):
         values = []
         for _, row in rows.iterrows():
             if single in row.index and pd.notna(row[single]):
                 values.append(float(row[single]))
-            elif all(c in row.index and pd.notna(row[c]) for c in pair):
-                values.append(float(row[pair[0]]) + float(row[pair[1]]))
+            elif pd.notna(both := per_arm(row, "treat") + per_arm(row, "ctrl")):
+                values.append(both)
         return (int(sum(values)), len(values)) if values else (None, 0)
 
-    return total("n_total", ("n_treat", "n_ctrl")), total("events_total", ("events_treat", "events_ctrl"))
+    def events(row, arm):
+        value = row.get(f"events_{arm}")
+        return float(value) if pd.notna(value) else float("nan")
+
+    return total("n_total", arm_size), total("events_total", events)
 
 
 def _remove_stale_outputs(root: Path, names: set[str], written: list[str]) -> None:

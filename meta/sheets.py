@@ -15,13 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .effects import GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, odds_ratio_as_smd, row_groups
+from .effects import (
+    GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, describe_requirements, odds_ratio_as_smd,
+    requirement_names, row_groups,
+)
 from .errors import Problem
 
 NUMERIC_COLUMNS = tuple(sorted({c for cols in GROUPS.values() for c in cols}
                                | {"year", "n_total", "events_total", "dose_met_h_week",
                                   "follow_up_years"}))
-COUNT_COLUMNS = ("events_treat", "n_treat", "events_ctrl", "n_ctrl", "n_total", "events_total", "year")
+COUNT_COLUMNS = ("events_treat", "n_treat", "events_ctrl", "n_ctrl", "nonevents_treat", "nonevents_ctrl", "n_total",
+                 "events_total", "year")
 
 
 def read_text(path: Path) -> tuple[str | None, list[Problem]]:
@@ -154,7 +158,7 @@ def _row_group_problems(row, present, number, name, measure, needed_columns) -> 
     if not present:
         return [Problem("no-effect", name, number, "",
                         "no effect columns are filled",
-                        "fill one group: yi+vi, estimate+ci_lower+ci_upper, events+n, means+SDs+n, or d+n")]
+                        "fill one group: yi+vi, estimate+ci_lower+ci_upper, events+n (or non-events), means+SDs+n, or d+n")]
     if len(present) > 1:
         columns = [c for g in present for c in GROUP_MARKERS[g] if c in row.index and pd.notna(row[c])]
         return [Problem("two-effect-groups", name, number, ",".join(columns),
@@ -168,21 +172,23 @@ def _row_group_problems(row, present, number, name, measure, needed_columns) -> 
         problems.append(Problem("wrong-measure", name, number, "",
                                 f"{group} columns cannot give {measure}",
                                 f"use --measure {' or '.join(MEASURES_OF_GROUP[group])} for this sheet{also}"))
-    required = list(REQUIRED[group])
     if group == "precomputed":
         if not any(c in row.index and pd.notna(row[c]) for c in ("vi", "sei")):
             problems.append(Problem("missing-value", name, number, "vi", "yi has no vi or sei",
                                     "give the sampling variance vi or the standard error sei"))
             if "vi" not in row.index and "sei" not in row.index:
                 needed_columns.add("vi")
-    missing_columns = [c for c in required if c not in row.index]
+    missing_columns = []
+    for requirement in REQUIRED[group]:
+        names = requirement_names(requirement)
+        present_columns = [c for c in names if c in row.index]
+        if not present_columns:
+            missing_columns.append(names[0])
+        elif all(pd.isna(row[c]) for c in present_columns):
+            either = " or ".join(names)
+            problems.append(Problem("missing-value", name, number, names[0], f"{either} is empty",
+                                    f"fill {either} (a {group} row needs {describe_requirements(group)})"))
     needed_columns.update(missing_columns)
-    for column in required:
-        if column not in row.index:
-            continue
-        elif pd.isna(row[column]):
-            problems.append(Problem("missing-value", name, number, column, f"{column} is empty",
-                                    f"fill {column} (a {group} row needs {', '.join(required)})"))
     if not problems and not missing_columns:
         problems += _range_problems(row, group, number, name)
     return problems
@@ -201,14 +207,24 @@ def _range_problems(row, group, number, name) -> list[Problem]:
     out = []
     if group == "binary":
         for arm in ("treat", "ctrl"):
-            events, n = row[f"events_{arm}"], row[f"n_{arm}"]
-            if n <= 0:
-                out.append(problem(f"n_{arm}", f"n_{arm} ({n:g}) is not positive", "n counts people analysed (> 0)"))
+            events, n, nonevents = row[f"events_{arm}"], row.get(f"n_{arm}"), row.get(f"nonevents_{arm}")
             if events < 0:
                 out.append(problem(f"events_{arm}", f"events_{arm} ({events:g}) is negative", "events are counts >= 0"))
-            if events > n:
+            if pd.notna(nonevents) and nonevents < 0:
+                out.append(problem(f"nonevents_{arm}", f"nonevents_{arm} ({nonevents:g}) is negative",
+                                   "non-events are counts >= 0"))
+            if pd.notna(n) and n <= 0:
+                out.append(problem(f"n_{arm}", f"n_{arm} ({n:g}) is not positive", "n counts people analysed (> 0)"))
+            if pd.notna(n) and events > n:
                 out.append(problem(f"events_{arm}", f"events_{arm} ({events:g}) is larger than n_{arm} ({n:g})",
                                    "check the arm: events cannot exceed the people in it"))
+            elif pd.notna(n) and pd.notna(nonevents) and events + nonevents != n:
+                out.append(problem(f"n_{arm},nonevents_{arm}",
+                                   f"n_{arm} ({n:g}) is not events_{arm} + nonevents_{arm} ({events:g} + {nonevents:g})",
+                                   f"give n_{arm} or nonevents_{arm}, not both, or correct the one that is wrong"))
+            elif pd.isna(n) and events + nonevents <= 0:
+                out.append(problem(f"nonevents_{arm}", f"the arm has no people (events and non-events are 0)",
+                                   "an arm counts people analysed (> 0)"))
     elif group in TWO_PER_ARM:
         for arm in ("treat", "ctrl"):
             if group == "continuous" and row[f"sd_{arm}"] <= 0:

@@ -84,6 +84,8 @@ es_of <- list(
     list(measure = "GEN", args = list(), es = data.frame(yi = d$yi, vi = d$vi))
   }
 )
+# The BCG trials again, as dat.bcg prints them (cases and non-cases, no totals): the same escalc call
+es_of$bcg_rr_cells <- es_of$bcg_rr
 
 # Run f(); return list(value, error message or "").
 attempt <- function(f) {

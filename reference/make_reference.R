@@ -28,6 +28,13 @@ datasets$bcg_rr <- list(
                      n_treat = d$tpos + d$tneg, events_ctrl = d$cpos, n_ctrl = d$cpos + d$cneg),
   measure = "RR", es = escalc("RR", ai = d$tpos, bi = d$tneg, ci = d$cpos, di = d$cneg), args = list())
 
+# ... and the same trials as dat.bcg prints them: cases and non-cases per arm (escalc's ai, bi, ci, di),
+#     with no total given
+datasets$bcg_rr_cells <- list(
+  sheet = data.frame(study = paste(d$author, d$year), year = d$year, events_treat = d$tpos,
+                     nonevents_treat = d$tneg, events_ctrl = d$cpos, nonevents_ctrl = d$cneg),
+  measure = "RR", es = escalc("RR", ai = d$tpos, bi = d$tneg, ci = d$cpos, di = d$cneg), args = list())
+
 # 2./3. Antimicrobial catheters (Niel-Weise et al. 2007, J Antimicrob Chemother 60:711):
 #       binary with zero cells and one double-zero study -> OR and RR (0.5 added, double zero kept)
 d <- dat.nielweise2007

@@ -29,7 +29,7 @@ DATASETS = REFERENCE / "datasets"
 LONG_FILES = {
     "GEN": ["raudenbush_gen", "bangertdrowns_gen"],
     "OR": ["nielweise_or", "hackshaw_or_ci"],
-    "RR": ["bcg_rr", "nielweise_rr"],
+    "RR": ["bcg_rr", "nielweise_rr", "bcg_rr_cells"],
     "RD": ["hine_rd"],
     "SMD": ["normand_smd", "normand_smd_from_d"],
     "MD": ["normand_md"],
@@ -230,6 +230,20 @@ def test_binary_rows_are_checked(tmp_path):
     assert "row 2, column events_treat: 2.5 is not a whole number" in result.stderr
     wrong = invoke(path, "--measure", "SMD")
     assert wrong.exit_code == 1 and "binary columns cannot give SMD" in wrong.stderr
+
+
+def test_binary_arms_given_as_non_events_are_checked(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("analysis,events_treat,n_treat,nonevents_treat,events_ctrl,n_ctrl,nonevents_ctrl\n"
+                    "a,3,20,16,6,20,\na,2,,-1,5,,10\na,0,,0,5,15,\na,4,,,5,15,\n")
+    result = invoke(path, "--measure", "OR")
+    assert result.exit_code == 1
+    for fragment in ["row 1, column n_treat,nonevents_treat: n_treat (20) is not events_treat + nonevents_treat (3 + 16)",
+                     "row 2, column nonevents_treat: nonevents_treat (-1) is negative",
+                     "row 3, column nonevents_treat: the arm has no people",
+                     "row 4, column n_treat: n_treat or nonevents_treat is empty"]:
+        assert fragment in result.stderr, result.stderr
+    assert "5 problem(s)" not in result.stderr and "4 problem(s)" in result.stderr
 
 
 def test_many_problems_are_capped(tmp_path):

@@ -40,6 +40,17 @@ CASES = [
      ["MD"], ["standardised columns cannot give MD", "use --measure SMD"]),
     ("binary rows pooled as SMD", "study,year,events_treat,n_treat,events_ctrl,n_ctrl\nA,2000,3,20,6,20\nB,2001,2,15,5,15\n",
      ["SMD"], ["binary columns cannot give SMD", "smd_basis = odds_ratio"]),
+    ("neither n nor non-events", "study,year,events_treat,nonevents_treat,events_ctrl,n_ctrl\nA,2000,3,,6,20\nB,2001,2,13,5,15\n",
+     ["OR"], ["row 1, column n_treat", "n_treat or nonevents_treat is empty",
+              "a binary row needs events_treat, n_treat or nonevents_treat, events_ctrl, n_ctrl or nonevents_ctrl"]),
+    ("n and non-events disagree", "study,year,events_treat,n_treat,nonevents_treat,events_ctrl,n_ctrl\n"
+     "A,2000,3,20,16,6,20\nB,2001,2,15,13,5,15\n",
+     ["OR"], ["row 1, column n_treat,nonevents_treat", "n_treat (20) is not events_treat + nonevents_treat (3 + 16)",
+              "give n_treat or nonevents_treat, not both"]),
+    ("negative non-events", "study,year,events_treat,nonevents_treat,events_ctrl,nonevents_ctrl\nA,2000,3,-1,6,14\n"
+     "B,2001,2,13,5,10\n", ["OR"], ["row 1, column nonevents_treat", "nonevents_treat (-1) is negative"]),
+    ("an arm of nobody", "study,year,events_treat,nonevents_treat,events_ctrl,nonevents_ctrl\nA,2000,0,0,6,14\n"
+     "B,2001,2,13,5,10\n", ["OR"], ["row 1, column nonevents_treat", "the arm has no people"]),
     ("empty sheet", "", ["GEN"], ["the sheet is empty"]),
     ("header only", "study,year,yi,vi\n", ["GEN"], ["no rows"]),
     ("duplicate labels", "study,year,yi,vi\nA,2000,0.1,0.01\nA,2001,0.2,0.02\n",

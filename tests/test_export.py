@@ -2,7 +2,8 @@
 
 The analyses are this project's own specs, the specs of a RevMan import (DL, FE, MD, zero cells,
 generic inverse variance, subgroups) and variants of them that cover every estimator, both tests,
-another level, the pooled-SD MD, SMD (from means, from printed d and from odds ratios), OR, RD, GEN and k = 1. The R comparison runs where
+another level, the pooled-SD MD, SMD (from means, from printed d and from odds ratios), OR, RD (from events with n or with
+non-events), GEN and k = 1. The R comparison runs where
 `Rscript` with metafor is installed (skipped otherwise); all scripts run in one R process.
 """
 
@@ -54,6 +55,8 @@ def review(tmp_path_factory):
                            "v-smd-from-d-reml-knha")
     add_reference_analysis(root, "nielweise_or2dl", ["study", "events_treat", "n_treat", "events_ctrl", "n_ctrl",
                                                      "smd_basis"], "SMD", "DL", "v-smd-from-or-dl-knha")
+    add_reference_analysis(root, "bcg_rr_cells", ["study", "events_treat", "nonevents_treat", "events_ctrl",
+                                                  "nonevents_ctrl"], "RR", "DL", "v-rr-from-cells-dl-knha")
     (root / "analyses" / "v-single-knha.toml").write_text(
         (root / "analyses" / "test-c4-o1.toml").read_text().replace('ci = "z"', 'ci = "knha"')
         + 'study = "Akiba 1986 13"\n')
@@ -145,6 +148,8 @@ def test_r_script_follows_the_spec(review):
     single = export_analysis(review, "v-single-knha", "r")
     assert 'test = "z"' in single and "k = 1" in single
     assert "for (level in sort(unique(dat$subgroup)))" in export_analysis(review, "test-c1-o1", "r")
+    cells = export_analysis(review, "v-rr-from-cells-dl-knha", "r")  # Aronson 1948: 4 + 119 vaccinated
+    assert "n_treat = c(4 + 119, " in cells and "n_ctrl = c(11 + 128, " in cells
 
 
 def test_r_strings_are_escaped(review):

@@ -257,8 +257,10 @@ def test_changes_say_whether_the_spec_or_the_data_changed(tmp_path):
     root = copy_project(tmp_path / "why")
     assert invoke("run", "--root", str(root), "--date", "2026-01-01").exit_code == 0
     spec = root / "analyses" / "depression.toml"
-    spec.write_text(spec.read_text().replace('smd_basis = ["final", "adjusted", "not_stated"]',
-                                             'smd_basis = ["final", "adjusted"]'))
+    text = spec.read_text()
+    assert 'smd_basis = ["final", "adjusted", "not_stated", "odds_ratio"]' in text
+    spec.write_text(text.replace('smd_basis = ["final", "adjusted", "not_stated", "odds_ratio"]',
+                                 'smd_basis = ["final", "adjusted", "odds_ratio"]'))
     assert invoke("run", "--root", str(root), "--date", "2026-02-01").exit_code == 0
     sheet = root / "extraction" / "depression" / "depression.csv"
     rows = list(csv.DictReader(sheet.open(encoding="utf-8")))
@@ -276,3 +278,13 @@ def test_changes_say_whether_the_spec_or_the_data_changed(tmp_path):
     assert "Depressive symptoms in exercise trials: study data corrected; SMD" in section["2026-03-01"]
     history = (root / "analyses" / "history.csv").read_text().splitlines()
     assert history[0].endswith(",spec_hash") and len(history[-1].rsplit(",", 1)[1]) == 64
+
+
+def test_participants_count_arms_given_as_events_and_non_events():
+    import pandas as pd
+
+    from meta.run import _totals
+
+    rows = pd.DataFrame({"events_treat": ["10", "3"], "nonevents_treat": ["39", None], "n_treat": [None, "20"],
+                         "events_ctrl": ["23", "6"], "nonevents_ctrl": ["26", None], "n_ctrl": [None, "20"]})
+    assert _totals(rows) == ((98 + 40, 2), (33 + 9, 2))
