@@ -28,7 +28,8 @@ import pandas as pd
 
 from .distributions import norm_isf
 from .effects import (
-    GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, describe_requirements, requirement_names, smd_from_d,
+    DIFFERENCE_MEASURES, GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, describe_requirements, requirement_names,
+    smd_from_d,
 )
 from .errors import MetaError, Problem, SheetError
 from .options import RATIO_MEASURES, EffectOptions, PoolOptions
@@ -356,11 +357,11 @@ def check_rows(columns: dict[str, np.ndarray], rows: np.ndarray, name: str,
             unusable |= no_variance
             problems += _row_problems(rows, no_variance, "missing-value", name, "vi", lambda i: "yi has no vi or sei",
                                       "give the sampling variance vi or the standard error sei")
-        problems += _range_problems(columns, mine & ~unusable, group_name, rows, name)
+        problems += _range_problems(columns, mine & ~unusable, group_name, rows, name, measure)
     return group, problems
 
 
-def _range_problems(columns, mine, group_name, rows, name) -> list[Problem]:
+def _range_problems(columns, mine, group_name, rows, name, measure) -> list[Problem]:
     """``sheets._range_problems`` over arrays: counts, SDs, ratios and variances in range."""
     out: list[Problem] = []
 
@@ -396,13 +397,21 @@ def _range_problems(columns, mine, group_name, rows, name) -> list[Problem]:
                 check(sd <= 0, f"sd_{arm}", lambda i, sd=sd, a=arm: f"sd_{a} ({sd[i]:g}) is not positive",
                       "an SD is > 0; if the source gives an SE or CI, convert it and say so in notes")
             check(n < 2, f"n_{arm}", lambda i, n=n, a=arm: f"n_{a} ({n[i]:g}) is below 2", TWO_PER_ARM[group_name])
-    elif group_name == "ratio":
+    elif group_name == "interval":
         est, lo, hi = columns["estimate"], columns["ci_lower"], columns["ci_upper"]
-        for column, v in (("estimate", est), ("ci_lower", lo), ("ci_upper", hi)):
-            check(v <= 0, column, lambda i, v=v, c=column: f"{c} ({v[i]:g}) is not positive",
-                  "ratios and their limits are > 0 on the natural scale")
         with np.errstate(invalid="ignore"):
-            positive = (est > 0) & (lo > 0) & (hi > 0)
+            if measure in DIFFERENCE_MEASURES:
+                bound = 1.0 if measure == "RD" else np.inf
+                for column, v in (("estimate", est), ("ci_lower", lo), ("ci_upper", hi)):
+                    check(np.abs(v) > bound, column, lambda i, v=v, c=column: f"{c} ({v[i]:g}) is not a risk "
+                          "difference from -1 to 1", "write a risk difference as a proportion (e.g. -0.05 for 5 "
+                          "percentage points)")
+                positive = np.abs(est) <= bound
+            else:
+                for column, v in (("estimate", est), ("ci_lower", lo), ("ci_upper", hi)):
+                    check(v <= 0, column, lambda i, v=v, c=column: f"{c} ({v[i]:g}) is not positive",
+                          "ratios and their limits are > 0 on the natural scale")
+                positive = (est > 0) & (lo > 0) & (hi > 0)
             contains = (lo <= est) & (est <= hi) & (lo < hi)
         check(positive & ~contains, "ci_lower,ci_upper",
               lambda i: f"the CI {lo[i]:g} to {hi[i]:g} does not contain the estimate {est[i]:g}",
@@ -446,14 +455,18 @@ def effect_arrays(columns: dict[str, np.ndarray], group: np.ndarray,
             if "sei" in columns:
                 v = np.where(np.isnan(v), col("sei", rows) ** 2, v)
             vi[rows] = v
-        rows = group == GROUP_NAMES.index("ratio")
+        rows = group == GROUP_NAMES.index("interval")
         if rows.any():
             level = col("ci_level", rows) if "ci_level" in columns else np.full(rows.sum(), np.nan)
             level = np.where(np.isnan(level), 95.0, level)
             z = norm_isf((1 - level / 100) / 2)
-            sei = (np.log(col("ci_upper", rows)) - np.log(col("ci_lower", rows))) / (2 * z)
-            yi[rows] = np.log(col("estimate", rows))
-            vi[rows] = sei**2
+            if measure in DIFFERENCE_MEASURES:
+                yi[rows] = col("estimate", rows)
+                vi[rows] = ((col("ci_upper", rows) - col("ci_lower", rows)) / (2 * z)) ** 2
+            else:
+                sei = (np.log(col("ci_upper", rows)) - np.log(col("ci_lower", rows))) / (2 * z)
+                yi[rows] = np.log(col("estimate", rows))
+                vi[rows] = sei**2
         rows = group == GROUP_NAMES.index("binary")
         if rows.any():
             a, c = col("events_treat", rows), col("events_ctrl", rows)

@@ -10,8 +10,10 @@ metafor's ``escalc`` (Viechtbauer 2010, J Stat Softw 36(3)) with its defaults:
 - continuous -> SMD (Hedges' g with the exact correction c(m) = Gamma(m/2) / (sqrt(m/2)
   Gamma((m-1)/2)), m = n1 + n2 - 2; Hedges 1981; large-sample variance, vtype "LS") and MD
   (variance sd1^2/n1 + sd2^2/n2, or from the pooled SD with ``md_variance="pooled"``, vtype "HO").
-- ratio with CI -> log estimate; SE = (log upper - log lower) / (2 z_{(1+level)/2}) (Altman &
-  Bland 2011, BMJ 343:d2090), with a warning where the CI is clearly asymmetric on the log scale.
+- interval (an estimate with its CI) -> for HR, RR, OR the log estimate, SE = (log upper - log lower) /
+  (2 z_{(1+level)/2}) (Altman & Bland 2011, BMJ 343:d2090), with a warning where the CI is clearly
+  asymmetric on the log scale; for MD and RD the estimate, SE = (upper - lower) / (2 z) (Cochrane
+  Handbook 6.5.2.3), e.g. a trial printing only its between-group difference of changes.
 - standardised -> an SMD printed by the source (Cohen's d, uncorrected) with the arms' n: Hedges'
   correction and the large-sample variance as above (escalc's ``di`` argument).
 - binary rows marked ``smd_basis = odds_ratio`` in an SMD analysis -> the log odds ratio re-expressed
@@ -35,7 +37,7 @@ from .options import EffectOptions
 
 GROUPS = {
     "precomputed": ("yi", "vi", "sei"),
-    "ratio": ("estimate", "ci_lower", "ci_upper", "ci_level"),
+    "interval": ("estimate", "ci_lower", "ci_upper", "ci_level"),
     "binary": ("events_treat", "n_treat", "events_ctrl", "n_ctrl", "nonevents_treat", "nonevents_ctrl"),
     "continuous": ("mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl"),
     "standardised": ("d", "n_treat", "n_ctrl"),
@@ -43,7 +45,7 @@ GROUPS = {
 # Columns whose presence says which group a row fills (n_treat/n_ctrl are shared, so they say nothing).
 GROUP_MARKERS = {
     "precomputed": ("yi", "vi", "sei"),
-    "ratio": ("estimate", "ci_lower", "ci_upper"),
+    "interval": ("estimate", "ci_lower", "ci_upper"),
     "binary": ("events_treat", "events_ctrl"),
     "continuous": ("mean_treat", "sd_treat", "mean_ctrl", "sd_ctrl"),
     "standardised": ("d",),
@@ -51,18 +53,19 @@ GROUP_MARKERS = {
 # A tuple inside a requirement lists alternatives: one of them must be filled.
 REQUIRED = {
     "precomputed": ("yi",),
-    "ratio": ("estimate", "ci_lower", "ci_upper"),
+    "interval": ("estimate", "ci_lower", "ci_upper"),
     "binary": ("events_treat", ("n_treat", "nonevents_treat"), "events_ctrl", ("n_ctrl", "nonevents_ctrl")),
     "continuous": ("mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl"),
     "standardised": ("d", "n_treat", "n_ctrl"),
 }
 MEASURES_OF_GROUP = {
     "precomputed": ("GEN", "RR", "OR", "RD", "HR", "SMD", "MD"),
-    "ratio": ("HR", "RR", "OR"),
+    "interval": ("HR", "RR", "OR", "MD", "RD"),
     "binary": ("RR", "OR", "RD"),
     "continuous": ("SMD", "MD"),
     "standardised": ("SMD",),
 }
+DIFFERENCE_MEASURES = ("MD", "RD")  # an interval row of these is on the natural scale, of the others on the log scale
 ASYMMETRY_WARN = 0.10  # share of the log-CI width that the arms may differ by, beyond rounding
 
 
@@ -116,7 +119,9 @@ def compute_effects(table: pd.DataFrame, options: EffectOptions) -> EffectSizes:
                 f"{group} rows give {', '.join(MEASURES_OF_GROUP[group])}")
         if group == "precomputed":
             yi, vi = _precomputed(row)
-        elif group == "ratio":
+        elif group == "interval" and measure in DIFFERENCE_MEASURES:
+            yi, vi = _difference(row)
+        elif group == "interval":
             yi, vi, note = _ratio(row)
             if note:
                 warnings.append(f"{label}: {note}")
@@ -160,12 +165,21 @@ def _precomputed(row) -> tuple[float, float]:
     return yi, np.float64(row["sei"]) ** 2
 
 
-def _ratio(row) -> tuple[float, float, str]:
+def _z_of_level(row) -> float:
     level = float(row["ci_level"]) if "ci_level" in row.index and pd.notna(row["ci_level"]) else 95.0
+    return norm_isf((1 - level / 100) / 2)
+
+
+def _ratio(row) -> tuple[float, float, str]:
     est, lo, hi = float(row["estimate"]), float(row["ci_lower"]), float(row["ci_upper"])
-    z = norm_isf((1 - level / 100) / 2)
-    sei = (np.log(hi) - np.log(lo)) / (2 * z)
+    sei = (np.log(hi) - np.log(lo)) / (2 * _z_of_level(row))
     return float(np.log(est)), float(sei**2), ci_asymmetry_note(est, lo, hi)
+
+
+def _difference(row) -> tuple[float, float]:
+    """A difference (MD, RD) and its variance from its CI on the natural scale (Cochrane Handbook 6.5.2.3)."""
+    est, lo, hi = float(row["estimate"]), float(row["ci_lower"]), float(row["ci_upper"])
+    return est, float(((hi - lo) / (2 * _z_of_level(row))) ** 2)
 
 
 def ci_asymmetry_note(est: float, lo: float, hi: float) -> str:

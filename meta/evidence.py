@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .effects import GROUPS, ci_asymmetry_note, row_groups
+from .effects import DIFFERENCE_MEASURES, GROUPS, ci_asymmetry_note, row_groups
 from .errors import Problem, SpecError
 from .sheets import check_effect_table, load_sheet, parse_sheet, read_text
 from .review import REVIEW_FILE, load_review
@@ -163,7 +163,7 @@ def check_evidence_sheet(frame: pd.DataFrame, name: str, dictionary: pd.DataFram
         problems += found
         if not found:
             problems += _quote_problems(typed, name)
-            warnings += _asymmetry_warnings(typed, name)
+            warnings += _asymmetry_warnings(typed, name, measure)
     for number, row in records(frame):
         if pd.notna(row["study_id"]) and row["study_id"] not in study_ids:
             problems.append(Problem("unknown-study", name, number, "study_id",
@@ -230,10 +230,13 @@ def _quote_problems(typed: pd.DataFrame, name: str) -> list[Problem]:
     return problems
 
 
-def _asymmetry_warnings(typed: pd.DataFrame, name: str) -> list[Problem]:
+def _asymmetry_warnings(typed: pd.DataFrame, name: str, measure: str) -> list[Problem]:
+    """Ratio CIs that are asymmetric on the log scale (a difference's CI is not checked)."""
     warnings = []
+    if measure in DIFFERENCE_MEASURES:
+        return warnings
     for (number, row), groups in zip(records(typed), row_groups(typed)):
-        if groups == ["ratio"]:
+        if groups == ["interval"]:
             note = ci_asymmetry_note(row["estimate"], row["ci_lower"], row["ci_upper"])
             if note:
                 warnings.append(Problem("asymmetric-ci", name, number, "ci_lower,ci_upper", note,

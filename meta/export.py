@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .effects import EffectSizes, compute_effects, row_groups
+from .effects import DIFFERENCE_MEASURES, EffectSizes, compute_effects, row_groups
 from .errors import SheetError, SpecError
 from .options import RATIO_MEASURES
 from .sheets import check_effect_table, load_sheet
@@ -139,13 +139,18 @@ def _group_lines(group: str, rows: pd.DataFrame, spec: Spec, e) -> list[str]:
         options = (f'add = 1/2, to = "only0", drop00 = {drop00}' if group == "binary" else f'vtype = "{vtype}"')
         measure = "OR2DL" if group == "binary" and e.measure == "SMD" else e.measure  # odds ratios as SMDs
         compute = [f"es <- escalc(measure = \"{measure}\", {arguments}, data = {group}, {options})"]
-    elif group == "ratio":
+    elif group == "interval":
         columns.update({c: [_r_number(v) for v in rows[c]] for c in ("estimate", "ci_lower", "ci_upper")})
         levels = rows["ci_level"] if "ci_level" in rows.columns else pd.Series(index=rows.index, dtype=object)
         columns["ci_level"] = [_r_number(v) if pd.notna(v) else "95" for v in levels]
-        compute = ["es <- data.frame(yi = log(ratio$estimate),",
-                   "                 vi = ((log(ratio$ci_upper) - log(ratio$ci_lower)) / "
-                   "(2 * qnorm(0.5 + ratio$ci_level / 200)))^2)  # Altman & Bland 2011"]
+        if e.measure in DIFFERENCE_MEASURES:
+            compute = ["es <- data.frame(yi = interval$estimate,",
+                       "                 vi = ((interval$ci_upper - interval$ci_lower) / "
+                       "(2 * qnorm(0.5 + interval$ci_level / 200)))^2)  # Cochrane Handbook 6.5.2.3"]
+        else:
+            compute = ["es <- data.frame(yi = log(interval$estimate),",
+                       "                 vi = ((log(interval$ci_upper) - log(interval$ci_lower)) / "
+                       "(2 * qnorm(0.5 + interval$ci_level / 200)))^2)  # Altman & Bland 2011"]
     else:
         columns["yi"] = [_r_number(v) for v in rows["yi"]]
         vi = rows["vi"] if "vi" in rows.columns else pd.Series(index=rows.index, dtype=object)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .effects import (
-    GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, describe_requirements, odds_ratio_as_smd,
+    DIFFERENCE_MEASURES, GROUP_MARKERS, GROUPS, MEASURES_OF_GROUP, REQUIRED, describe_requirements, odds_ratio_as_smd,
     requirement_names, row_groups,
 )
 from .errors import Problem
@@ -190,7 +190,7 @@ def _row_group_problems(row, present, number, name, measure, needed_columns) -> 
                                     f"fill {either} (a {group} row needs {describe_requirements(group)})"))
     needed_columns.update(missing_columns)
     if not problems and not missing_columns:
-        problems += _range_problems(row, group, number, name)
+        problems += _range_problems(row, group, number, name, measure)
     return problems
 
 
@@ -200,7 +200,7 @@ TWO_PER_ARM = {  # groups whose arms need at least two people, and the fix the p
 }
 
 
-def _range_problems(row, group, number, name) -> list[Problem]:
+def _range_problems(row, group, number, name, measure) -> list[Problem]:
     def problem(column, message, fix):
         return Problem("out-of-range", name, number, column, message, fix)
 
@@ -232,12 +232,15 @@ def _range_problems(row, group, number, name) -> list[Problem]:
                                    "an SD is > 0; if the source gives an SE or CI, convert it and say so in notes"))
             if row[f"n_{arm}"] < 2:
                 out.append(problem(f"n_{arm}", f"n_{arm} ({row[f'n_{arm}']:g}) is below 2", TWO_PER_ARM[group]))
-    elif group == "ratio":
+    elif group == "interval":
         est, lo, hi = row["estimate"], row["ci_lower"], row["ci_upper"]
         for column, value in (("estimate", est), ("ci_lower", lo), ("ci_upper", hi)):
-            if value <= 0:
+            if measure not in DIFFERENCE_MEASURES and value <= 0:
                 out.append(problem(column, f"{column} ({value:g}) is not positive",
                                    "ratios and their limits are > 0 on the natural scale"))
+            elif measure == "RD" and not -1 <= value <= 1:
+                out.append(problem(column, f"{column} ({value:g}) is not a risk difference from -1 to 1",
+                                   "write a risk difference as a proportion (e.g. -0.05 for 5 percentage points)"))
         if not out and not (lo <= est <= hi and lo < hi):
             out.append(problem("ci_lower,ci_upper", f"the CI {lo:g} to {hi:g} does not contain the estimate {est:g}",
                                "check that estimate, ci_lower and ci_upper are in the right columns"))

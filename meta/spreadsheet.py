@@ -2,7 +2,7 @@
 
 Each column is matched to a dictionary column by its name, its common synonyms (``n1``/``n2``,
 ``events_1``/``total_1``, ``mean_t``/``sd_c``, ``hr``/``lower``/``upper``, ``yi``/``vi``/``se``,
-metafor's ``n1i``/``m1i``/``sd1i`` ...) or the name itself; the report says which column became
+metafor's ``n1i``/``m1i``/``sd1i``, ``tpos``/``tneg``/``cpos``/``cneg`` ...) or the name itself; the report says which column became
 which and which were left out. Each row quotes its cells verbatim ('column: value; ...') and
 points at its file row. The spec pools with REML and Knapp-Hartung intervals until edited.
 """
@@ -48,6 +48,8 @@ SINGLE = {
     "n_total": ("n", "n_total", "total", "sample_size", "total_n", "participants"),
     "events_total": ("events", "total_events", "cases", "deaths"),
     "events_treat": ("ai", "tpos"), "events_ctrl": ("cpos",),
+    "nonevents_treat": ("bi", "tneg", "nonevents_1", "non_events_t"),
+    "nonevents_ctrl": ("di", "cneg", "nonevents_2", "non_events_c"),
 }
 MEASURE_HINTS = {"hr": "HR", "rr": "RR", "or": "OR", "log_hr": "HR", "loghr": "HR", "lnhr": "HR", "log_rr": "RR",
                  "logrr": "RR", "lnrr": "RR", "log_or": "OR", "logor": "OR", "lnor": "OR", "smd": "SMD", "g": "SMD",

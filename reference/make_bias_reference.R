@@ -84,6 +84,13 @@ es_of <- list(
     list(measure = "GEN", args = list(), es = data.frame(yi = d$yi, vi = d$vi))
   }
 )
+es_of$normand_md_ci <- function() {
+  d <- dat.normand1999
+  md <- escalc("MD", m1i = d$m1i, sd1i = d$sd1i, n1i = d$n1i, m2i = d$m2i, sd2i = d$sd2i, n2i = d$n2i)
+  lo <- round(md$yi - qnorm(0.975) * sqrt(md$vi), 2)
+  hi <- round(md$yi + qnorm(0.975) * sqrt(md$vi), 2)
+  list(measure = "MD", args = list(), es = data.frame(yi = round(md$yi, 2), vi = ((hi - lo) / (2 * qnorm(0.975)))^2))
+}
 # The BCG trials again, as dat.bcg prints them (cases and non-cases, no totals): the same escalc call
 es_of$bcg_rr_cells <- es_of$bcg_rr
 

@@ -89,6 +89,17 @@ datasets$hackshaw_or_ci <- list(
                      ci_lower = d$or.lb, ci_upper = d$or.ub),
   measure = "OR", es = es, args = list())
 
+# ... and the Normand (1999) mean differences as a trial report prints them: MD with its 95% CI,
+#     two decimals -> MD, SE from the CI width (Cochrane Handbook 6.5.2.3)
+d <- dat.normand1999
+md <- escalc("MD", m1i = d$m1i, sd1i = d$sd1i, n1i = d$n1i, m2i = d$m2i, sd2i = d$sd2i, n2i = d$n2i)
+md_ci <- data.frame(estimate = round(md$yi, 2), ci_lower = round(md$yi - qnorm(0.975) * sqrt(md$vi), 2),
+                    ci_upper = round(md$yi + qnorm(0.975) * sqrt(md$vi), 2))
+datasets$normand_md_ci <- list(
+  sheet = data.frame(study = d$source, year = NA, md_ci),
+  measure = "MD", es = data.frame(yi = md_ci$estimate, vi = ((md_ci$ci_upper - md_ci$ci_lower) / (2 * qnorm(0.975)))^2),
+  args = list())
+
 # 8. Teacher expectancy (Raudenbush 1984/1985), precomputed SMDs
 d <- dat.raudenbush1985
 datasets$raudenbush_gen <- list(

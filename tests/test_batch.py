@@ -32,7 +32,7 @@ LONG_FILES = {
     "RR": ["bcg_rr", "nielweise_rr", "bcg_rr_cells"],
     "RD": ["hine_rd"],
     "SMD": ["normand_smd", "normand_smd_from_d"],
-    "MD": ["normand_md"],
+    "MD": ["normand_md", "normand_md_ci"],
 }
 CONTRACT = [name for name in CONTRACT_FIELDS if name not in ("measure", "method", "ci_method")]
 NOT_CONVERGING = ([-0.63, 1.31, 0.1, -0.1], [0.28, 0.45, 0.27, 0.03])  # metafor 3.8-1: "Fisher scoring
@@ -246,6 +246,14 @@ def test_binary_arms_given_as_non_events_are_checked(tmp_path):
     assert "5 problem(s)" not in result.stderr and "4 problem(s)" in result.stderr
 
 
+def test_differences_with_a_ci_are_checked(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("analysis,estimate,ci_lower,ci_upper\na,-25.4,-10.0,13.3\na,-5,-8,-2\n")
+    assert "row 1, column ci_lower,ci_upper: the CI -10 to 13.3 does not contain" in invoke(path, "--measure", "MD").stderr
+    rd = invoke(path, "--measure", "RD")
+    assert rd.exit_code == 1 and "row 2, column estimate: estimate (-5) is not a risk difference" in rd.stderr
+
+
 def test_many_problems_are_capped(tmp_path):
     path = tmp_path / "long.csv"
     path.write_text("analysis,yi,vi\n" + "a,0.1,-1\n" * 50)
@@ -275,4 +283,4 @@ def test_missing_file_and_option_errors(tmp_path):
 
 
 def test_group_names_cover_the_vocabulary():
-    assert set(GROUP_NAMES) == {"precomputed", "ratio", "binary", "continuous", "standardised"}
+    assert set(GROUP_NAMES) == {"precomputed", "interval", "binary", "continuous", "standardised"}

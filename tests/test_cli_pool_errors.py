@@ -51,12 +51,16 @@ CASES = [
      "B,2001,2,13,5,10\n", ["OR"], ["row 1, column nonevents_treat", "nonevents_treat (-1) is negative"]),
     ("an arm of nobody", "study,year,events_treat,nonevents_treat,events_ctrl,nonevents_ctrl\nA,2000,0,0,6,14\n"
      "B,2001,2,13,5,10\n", ["OR"], ["row 1, column nonevents_treat", "the arm has no people"]),
+    ("MD with a CI not containing it", "study,year,estimate,ci_lower,ci_upper\nA,2000,-25.4,-10.0,13.3\nB,2001,20,5,35\n",
+     ["MD"], ["row 1", "the CI -10 to 13.3 does not contain the estimate -25.4"]),
+    ("RD outside -1 to 1", "study,year,estimate,ci_lower,ci_upper\nA,2000,-5,-8,-2\nB,2001,0.02,-0.01,0.05\n",
+     ["RD"], ["row 1, column estimate", "(-5) is not a risk difference from -1 to 1", "as a proportion"]),
     ("empty sheet", "", ["GEN"], ["the sheet is empty"]),
     ("header only", "study,year,yi,vi\n", ["GEN"], ["no rows"]),
     ("duplicate labels", "study,year,yi,vi\nA,2000,0.1,0.01\nA,2001,0.2,0.02\n",
      ["GEN"], ["row 2, column study", "'A' is used again (first in row 1)"]),
     ("wrong measure", "study,year,yi,vi\nA,2000,0.1,0.01\nB,2001,0.2,0.02\n".replace("yi,vi", "estimate,ci_lower,ci_upper").replace("0.1,0.01", "0.9,0.8,1.1").replace("0.2,0.02", "0.8,0.7,0.9"),
-     ["SMD"], ["ratio columns cannot give SMD"]),
+     ["SMD"], ["interval columns cannot give SMD"]),
     ("not utf-8", "study,year,yi,vi\nM\xfcller,2000,0.1,0.01\n".encode("latin-1"), ["GEN"], ["not UTF-8", "save the sheet as CSV UTF-8"]),
     ("ragged row", "study,year,yi,vi\nA,2000,0.1,0.01,9\n", ["GEN"], ["row 1", "5 fields but the header has 4"]),
 ]

@@ -57,6 +57,8 @@ def review(tmp_path_factory):
                                                      "smd_basis"], "SMD", "DL", "v-smd-from-or-dl-knha")
     add_reference_analysis(root, "bcg_rr_cells", ["study", "events_treat", "nonevents_treat", "events_ctrl",
                                                   "nonevents_ctrl"], "RR", "DL", "v-rr-from-cells-dl-knha")
+    add_reference_analysis(root, "normand_md_ci", ["study", "estimate", "ci_lower", "ci_upper"], "MD", "REML",
+                           "v-md-from-ci-reml-knha")
     (root / "analyses" / "v-single-knha.toml").write_text(
         (root / "analyses" / "test-c4-o1.toml").read_text().replace('ci = "z"', 'ci = "knha"')
         + 'study = "Akiba 1986 13"\n')
@@ -144,7 +146,7 @@ def test_r_script_follows_the_spec(review):
     script = export_analysis(review, "test-c2-o1", "r")
     assert 'add = 1/2, to = "only0", drop00 = TRUE' in script and 'method = "FE"' in script
     assert 'drop00 = FALSE' in export_analysis(review, "v-rr-keep-reml-knha", "r")
-    assert "(2 * qnorm(0.5 + ratio$ci_level / 200))" in export_analysis(ROOT, "survival-breast-all-cause", "r")
+    assert "(2 * qnorm(0.5 + interval$ci_level / 200))" in export_analysis(ROOT, "survival-breast-all-cause", "r")
     single = export_analysis(review, "v-single-knha", "r")
     assert 'test = "z"' in single and "k = 1" in single
     assert "for (level in sort(unique(dat$subgroup)))" in export_analysis(review, "test-c1-o1", "r")

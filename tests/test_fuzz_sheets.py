@@ -37,12 +37,13 @@ CORE = ("estimate", "se", "ci_lower", "ci_upper", "tau2")
 GROUPS = {
     "yi": ("yi", "vi"),
     "sei": ("yi", "sei"),
-    "ratio": ("estimate", "ci_lower", "ci_upper"),
+    "interval": ("estimate", "ci_lower", "ci_upper"),
     "binary": ("events_treat", "n_treat", "events_ctrl", "n_ctrl"),
+    "binary_cells": ("events_treat", "nonevents_treat", "events_ctrl", "nonevents_ctrl"),
     "continuous": ("mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl"),
 }
-MEASURES_OF = {"yi": MEASURES, "sei": MEASURES, "ratio": ("HR", "RR", "OR"), "binary": ("RR", "OR", "RD"),
-               "continuous": ("SMD", "MD")}
+MEASURES_OF = {"yi": MEASURES, "sei": MEASURES, "interval": ("HR", "RR", "OR", "MD", "RD"), "binary": ("RR", "OR", "RD"),
+               "binary_cells": ("RR", "OR", "RD"), "continuous": ("SMD", "MD")}
 LABELS = ["Smith 2010", "M\u00fcller 2011", "\u674e 2012", "\u00c5ngstr\u00f6m 2013", "O'Brien 2014",
           "<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "=cmd|' /C calc'!A0", "+1+1",
           "@SUM(A1)", "-2+3", "Party \U0001f389 2020", "\u202eRTL 2021", "tab\there", "a, b", 'say "hi"',
@@ -77,7 +78,7 @@ class Tally:
 
 
 def _number(rng: random.Random, column: str) -> str:
-    if column.startswith(("n_", "events_")):
+    if column.startswith(("n_", "events_", "nonevents_")):
         return str(rng.randint(1, 500))
     if column.startswith("sd_") or column in ("vi", "sei"):
         return f"{rng.uniform(0.01, 3):.4g}"
@@ -91,7 +92,7 @@ def valid_rows(rng: random.Random, group: str, k: int) -> list[dict]:
     rows = []
     for i in range(k):
         row = {c: _number(rng, c) for c in GROUPS[group]}
-        if group == "ratio":
+        if group == "interval":
             est = rng.uniform(0.3, 3)
             row.update(estimate=f"{est:.3g}", ci_lower=f"{est / rng.uniform(1.05, 3):.3g}",
                        ci_upper=f"{est * rng.uniform(1.05, 3):.3g}")
@@ -99,6 +100,9 @@ def valid_rows(rng: random.Random, group: str, k: int) -> list[dict]:
             for arm in ("treat", "ctrl"):
                 n = rng.choice([1, 2, 10, 100, 1000])
                 row[f"n_{arm}"], row[f"events_{arm}"] = str(n), str(rng.randint(0, n))
+        if group == "binary_cells":
+            for arm in ("treat", "ctrl"):
+                row[f"events_{arm}"], row[f"nonevents_{arm}"] = str(rng.randint(0, 50)), str(rng.randint(1, 500))
         if group == "continuous":
             for arm in ("treat", "ctrl"):
                 row[f"n_{arm}"] = str(rng.randint(2, 300))

@@ -60,6 +60,8 @@ def same(result, expected):
     (["label", "m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"],
      ["study", "mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl"]),
     (["Study", "HR", "Lower 95%", "Upper 95%", "N"], ["study", "estimate", "ci_lower", "ci_upper", "n_total"]),
+    (["trial", "tpos", "tneg", "cpos", "cneg"],
+     ["study", "events_treat", "nonevents_treat", "events_ctrl", "nonevents_ctrl"]),
     (["study", "yi", "vi"], ["study", "yi", "vi"]),
     (["Study", "logOR", "SE", "Subgroup"], ["study", "yi", "sei", "subgroup"]),
 ])
@@ -91,6 +93,16 @@ def test_csv_with_synonyms_pools_as_the_reference(root, tmp_path):
     assert sheet[0]["quote"] == "Trial: Aronson 1948; Year: 1948; Events (T): 4; N1: 123; events_c: 11; n2: 139; Country: x"
     assert sheet[0]["source_location"] == "bcg.csv, row 2" and sheet[0]["study_id"] == "aronson1948"
     same(pooled(root, "tuberculosis"), reference("bcg_rr", "REML", "knha"))
+
+
+def test_cases_and_non_cases_as_dat_bcg_prints_them_pool_as_the_reference(root, tmp_path):
+    rows = [[r["study"], r["events_treat"], r["nonevents_treat"], r["events_ctrl"], r["nonevents_ctrl"]]
+            for r in dataset("bcg_rr_cells")]
+    path = write_csv(tmp_path / "bcg.csv", ["trial", "tpos", "tneg", "cpos", "cneg"], rows)
+    result = invoke(import_command, path, "--root", root, "--outcome", "TB cells", "--date", "2026-01-02")
+    assert result.exit_code == 0, result.output
+    assert "| tneg | nonevents_treat |" in result.output and "Measure: RR" in result.output
+    same(pooled(root, "tb-cells"), reference("bcg_rr", "REML", "knha"))
 
 
 def test_xlsx_ratios_pool_as_the_reference(root, tmp_path):

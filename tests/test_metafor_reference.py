@@ -51,10 +51,10 @@ def test_grid_is_complete():
     groups = set()
     for dataset in datasets:
         header = (REFERENCE / "datasets" / f"{dataset}.csv").read_text().splitlines()[0]
-        groups |= {g for g, marker in [("binary", "events_treat"), ("ratio", "estimate"),
+        groups |= {g for g, marker in [("binary", "events_treat"), ("interval", "estimate"),
                                        ("continuous", "mean_treat"), ("precomputed", '"yi"'),
                                        ("standardised", '"d"')] if marker in header}
-    assert groups == {"binary", "ratio", "continuous", "precomputed", "standardised"}
+    assert groups == {"binary", "interval", "continuous", "precomputed", "standardised"}
     # binary data with zero cells, including a double-zero study, are in the grid
     niel = pd.read_csv(REFERENCE / "datasets" / "nielweise_or.csv")
     assert ((niel.events_treat == 0) & (niel.events_ctrl == 0)).any()
