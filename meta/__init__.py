@@ -1,3 +1,3 @@
 """meta: a toolkit for living evidence synthesis (effect sizes, pooling, plots, living tables)."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
