@@ -399,21 +399,22 @@ def _range_problems(columns, mine, group_name, rows, name, measure) -> list[Prob
             check(n < 2, f"n_{arm}", lambda i, n=n, a=arm: f"n_{a} ({n[i]:g}) is below 2", TWO_PER_ARM[group_name])
     elif group_name == "interval":
         est, lo, hi = columns["estimate"], columns["ci_lower"], columns["ci_upper"]
+        values = (("estimate", est), ("ci_lower", lo), ("ci_upper", hi))
         with np.errstate(invalid="ignore"):
-            if measure in DIFFERENCE_MEASURES:
-                bound = 1.0 if measure == "RD" else np.inf
-                for column, v in (("estimate", est), ("ci_lower", lo), ("ci_upper", hi)):
-                    check(np.abs(v) > bound, column, lambda i, v=v, c=column: f"{c} ({v[i]:g}) is not a risk "
-                          "difference from -1 to 1", "write a risk difference as a proportion (e.g. -0.05 for 5 "
-                          "percentage points)")
-                positive = np.abs(est) <= bound
-            else:
-                for column, v in (("estimate", est), ("ci_lower", lo), ("ci_upper", hi)):
+            if measure not in DIFFERENCE_MEASURES:
+                for column, v in values:
                     check(v <= 0, column, lambda i, v=v, c=column: f"{c} ({v[i]:g}) is not positive",
                           "ratios and their limits are > 0 on the natural scale")
-                positive = (est > 0) & (lo > 0) & (hi > 0)
+                in_range = (est > 0) & (lo > 0) & (hi > 0)
+            elif measure == "RD":
+                for column, v in values:
+                    check(np.abs(v) > 1, column, lambda i, v=v, c=column: f"{c} ({v[i]:g}) is not a risk difference "
+                          "from -1 to 1", "write a risk difference as a proportion (e.g. -0.05 for 5 percentage points)")
+                in_range = (np.abs(est) <= 1) & (np.abs(lo) <= 1) & (np.abs(hi) <= 1)
+            else:
+                in_range = np.ones(est.size, dtype=bool)
             contains = (lo <= est) & (est <= hi) & (lo < hi)
-        check(positive & ~contains, "ci_lower,ci_upper",
+        check(in_range & ~contains, "ci_lower,ci_upper",
               lambda i: f"the CI {lo[i]:g} to {hi[i]:g} does not contain the estimate {est[i]:g}",
               "check that estimate, ci_lower and ci_upper are in the right columns")
         if "ci_level" in columns:

@@ -4,9 +4,10 @@ Each row fills exactly one group of effect columns (``../shared/DESIGN.md``); th
 metafor's ``escalc`` (Viechtbauer 2010, J Stat Softw 36(3)) with its defaults:
 
 - binary -> log RR, log OR, RD from each arm's events with its n or its non-events (escalc's
-  ``ai, n1i`` or ``ai, bi``: a source printing cases and non-cases needs no total of ours); 0.5 added to every cell of a table with a zero cell, double-zero
-  tables kept (``add = 1/2, to = "only0", drop00 = FALSE``); ``zero_cells="drop"`` leaves out
-  double-zero tables for RR and OR as Cochrane's RevMan does.
+  ``ai, n1i`` or ``ai, bi``: a source printing cases and non-cases needs no total of ours); 0.5
+  added to every cell of a table with a zero cell, double-zero tables kept (``add = 1/2,
+  to = "only0", drop00 = FALSE``); ``zero_cells="drop"`` leaves out double-zero tables for RR and
+  OR as Cochrane's RevMan does.
 - continuous -> SMD (Hedges' g with the exact correction c(m) = Gamma(m/2) / (sqrt(m/2)
   Gamma((m-1)/2)), m = n1 + n2 - 2; Hedges 1981; large-sample variance, vtype "LS") and MD
   (variance sd1^2/n1 + sd2^2/n2, or from the pooled SD with ``md_variance="pooled"``, vtype "HO").

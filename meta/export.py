@@ -130,10 +130,11 @@ def _group_lines(group: str, rows: pd.DataFrame, spec: Spec, e) -> list[str]:
                            if spec.subgroup else ['""'] * len(rows))
     if group in ESCALC:
         arguments, names = ESCALC[group]
-        columns.update({c: [_r_number(v) for v in rows[c]] if c in rows.columns else [] for c in names})
-        if group == "binary":  # an arm given as events and non-events: n as their sum, written out
-            for arm in ("treat", "ctrl"):
-                columns[f"n_{arm}"] = [_arm_total(row, arm) for _, row in rows.iterrows()]
+        for c in names:
+            if group == "binary" and c.startswith("n_"):  # an arm given as events + non-events: n as their sum
+                columns[c] = [_arm_total(row, c.removeprefix("n_")) for _, row in rows.iterrows()]
+            else:
+                columns[c] = [_r_number(v) for v in rows[c]]
         drop00 = "TRUE" if e.zero_cells == "drop" and e.measure in ("RR", "OR") else "FALSE"
         vtype = "HO" if e.measure == "MD" and e.md_variance == "pooled" else "LS"
         options = (f'add = 1/2, to = "only0", drop00 = {drop00}' if group == "binary" else f'vtype = "{vtype}"')

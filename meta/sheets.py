@@ -223,7 +223,7 @@ def _range_problems(row, group, number, name, measure) -> list[Problem]:
                                    f"n_{arm} ({n:g}) is not events_{arm} + nonevents_{arm} ({events:g} + {nonevents:g})",
                                    f"give n_{arm} or nonevents_{arm}, not both, or correct the one that is wrong"))
             elif pd.isna(n) and events + nonevents <= 0:
-                out.append(problem(f"nonevents_{arm}", f"the arm has no people (events and non-events are 0)",
+                out.append(problem(f"nonevents_{arm}", "the arm has no people (events and non-events are 0)",
                                    "an arm counts people analysed (> 0)"))
     elif group in TWO_PER_ARM:
         for arm in ("treat", "ctrl"):
