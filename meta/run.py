@@ -407,6 +407,8 @@ def _record(r: AnalysisRun, studies: dict) -> dict:
             "indirectness": _text(row.get("indirectness")),
         })
     participants, events = _totals(rows)
+    if r.spec.effect_options.measure in ("SMD", "MD", "GEN"):  # a cut-off count in an SMD analysis is no event count
+        events = (None, 0)
     spec = r.spec
     fixed = r.fixed
     record = {

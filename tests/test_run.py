@@ -83,6 +83,11 @@ def test_first_run_writes_every_output(project):
             # metafor 3.8-1: rma(yi, vi, mods = ~ dose_met_h_week, method = "REML", test = "knha")
             assert record["metareg"]["coefficients"][1]["estimate"] == pytest.approx(-0.000458004777225, rel=1e-6)
         assert record["fixed_effect"]["ci_lower"] <= record["fixed_effect"]["estimate"] <= record["fixed_effect"]["ci_upper"]
+    # depression pools Chen 2015's cut-off counts as an SMD: people are counted, its cases are no event total
+    depression = json.loads((project / "analyses/output/depression/analysis.json").read_text())
+    assert depression["participants"] == [791, 6] and depression["events"] == [None, 0]
+    survival = json.loads((project / "analyses/output/survival-breast-all-cause/analysis.json").read_text())
+    assert survival["events"][0] is not None
 
 
 def test_second_run_rewrites_nothing(project):
