@@ -406,9 +406,7 @@ def _record(r: AnalysisRun, studies: dict) -> dict:
             "design": _text(row.get("design")), "risk_of_bias": _text(row.get("risk_of_bias")),
             "indirectness": _text(row.get("indirectness")),
         })
-    participants, events = _totals(rows)
-    if r.spec.effect_options.measure in ("SMD", "MD", "GEN"):  # a cut-off count in an SMD analysis is no event count
-        events = (None, 0)
+    participants, events = _totals(rows, r.spec.effect_options.measure)
     spec = r.spec
     fixed = r.fixed
     record = {
@@ -454,7 +452,9 @@ def _text(value) -> str:
     return "" if value is None or (isinstance(value, float) and value != value) else str(value)
 
 
-def _totals(rows: pd.DataFrame) -> tuple[int | None, int | None]:
+def _totals(rows: pd.DataFrame, measure: str) -> tuple[tuple, tuple]:
+    """(participants, studies counted) and (events, studies counted); no events for SMD, MD or GEN analyses,
+    where a binary row's cut-off cases are not events of the outcome."""
     def total(single: str, per_arm):
         values = []
         for _, row in rows.iterrows():
@@ -468,7 +468,8 @@ def _totals(rows: pd.DataFrame) -> tuple[int | None, int | None]:
         value = row.get(f"events_{arm}")
         return float(value) if pd.notna(value) else float("nan")
 
-    return total("n_total", arm_size), total("events_total", events)
+    no_events = measure in ("SMD", "MD", "GEN")
+    return total("n_total", arm_size), (None, 0) if no_events else total("events_total", events)
 
 
 def _remove_stale_outputs(root: Path, names: set[str], written: list[str]) -> None:

@@ -30,6 +30,7 @@ ARMS = {"treat": ("1", "e", "t", "tx", "trt", "treat", "treatment", "exp", "expe
                   "active"),
         "ctrl": ("2", "c", "ctrl", "control", "con", "comparator", "placebo", "pbo")}
 ARM_QUANTITIES = {"events": ("events", "event", "ev", "cases", "deaths", "r", "x"),
+                  "nonevents": ("nonevents", "non_events", "noncases", "non_cases"),
                   "n": ("n", "total", "tot", "size", "sample_size", "participants", "patients"),
                   "mean": ("mean", "m", "avg", "average"), "sd": ("sd", "std", "stdev", "sdev", "s")}
 SINGLE = {
@@ -48,8 +49,7 @@ SINGLE = {
     "n_total": ("n", "n_total", "total", "sample_size", "total_n", "participants"),
     "events_total": ("events", "total_events", "cases", "deaths"),
     "events_treat": ("ai", "tpos"), "events_ctrl": ("cpos",),
-    "nonevents_treat": ("bi", "tneg", "nonevents_1", "non_events_t"),
-    "nonevents_ctrl": ("di", "cneg", "nonevents_2", "non_events_c"),
+    "nonevents_treat": ("bi", "tneg"), "nonevents_ctrl": ("di", "cneg"),
 }
 MEASURE_HINTS = {"hr": "HR", "rr": "RR", "or": "OR", "log_hr": "HR", "loghr": "HR", "lnhr": "HR", "log_rr": "RR",
                  "logrr": "RR", "lnrr": "RR", "log_or": "OR", "logor": "OR", "lnor": "OR", "smd": "SMD", "g": "SMD",
@@ -69,8 +69,9 @@ def synonyms() -> dict[str, str]:
                     for form in (f"{q}_{a}", f"{q}{a}", f"{a}_{q}"):
                         table.setdefault(form, column)
             number = "1" if arm == "treat" else "2"
-            table.setdefault({"events": f"e{number}i", "n": f"n{number}i", "mean": f"m{number}i",
-                              "sd": f"sd{number}i"}[quantity], column)
+            metafor = {"events": f"e{number}i", "n": f"n{number}i", "mean": f"m{number}i", "sd": f"sd{number}i"}
+            if quantity in metafor:  # metafor names non-events bi/di (in SINGLE)
+                table.setdefault(metafor[quantity], column)
     return table
 
 

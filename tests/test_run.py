@@ -292,4 +292,4 @@ def test_participants_count_arms_given_as_events_and_non_events():
 
     rows = pd.DataFrame({"events_treat": ["10", "3"], "nonevents_treat": ["39", None], "n_treat": [None, "20"],
                          "events_ctrl": ["23", "6"], "nonevents_ctrl": ["26", None], "n_ctrl": [None, "20"]})
-    assert _totals(rows) == ((98 + 40, 2), (33 + 9, 2))
+    assert _totals(rows, "OR") == ((98 + 40, 2), (33 + 9, 2))
