@@ -4,7 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test bench fuzz crash site-check browser reference clean
+.PHONY: run test bench fuzz crash site-check browser docs reference clean
 
 # constraints.txt pins every dependency to the versions the published outputs were made with,
 # so plots and tables are byte-identical on every machine.
@@ -25,7 +25,10 @@ browser:               ## Debian's Chromium, for the browser test and site-check
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 site-check: run browser ## render the site headless and save site-check.png for a person to look at
-	$(BIN)/python -m meta.browser site/index.html site-check.png
+	$(BIN)/python -m meta.publish.browser site/index.html site-check.png
+
+docs: $(STAMP)         ## the API reference from the docstrings (pdoc), offline, into docs/api/
+	$(BIN)/pdoc meta -o docs/api
 
 bench: $(STAMP)        ## benchmark meta batch against PyMARE and metafor (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/bench.py
@@ -43,4 +46,4 @@ reference:             ## regenerate metafor reference values (needs Rscript wit
 	Rscript reference/make_tsa_reference.R   # needs r-cran-rpact
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache docs/api

@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from meta.batch import open_long_file, run_batch, write_results
-from meta.options import EffectOptions, PoolOptions
-from meta.pooling import pool_batch
+from meta.batch.engine import open_long_file, run_batch, write_results
+from meta.stats.options import EffectOptions, PoolOptions
+from meta.stats.pooling import pool_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,7 @@ cat(sprintf("METAFOR %s\n", as.character(packageVersion("metafor"))))
 
 CHILD = """
 import resource, sys
-from meta.cli_batch import batch
+from meta.cli.batch import batch
 try:
     batch.main(sys.argv[1:], standalone_mode=False)
 finally:

@@ -1,3 +1,58 @@
-"""meta: a toolkit for living evidence synthesis (effect sizes, pooling, plots, living tables)."""
+"""meta: living evidence synthesis in Python (effect sizes, pooling as metafor, plots, living tables).
 
-__version__ = "0.3.0"
+The public API, flat at the top::
+
+    import meta
+    result = meta.pool(frame_or_csv, measure="RR")        # -> meta.PoolResult
+    result.studies(); result.to_frame(); result.forest("forest.png")
+    meta.bias(...), meta.metareg(..., mods=["dose"]), meta.read_sheet(path)
+    review = meta.Review("."); review.validate(); review.pool("depression"); review.run()
+
+Errors: ``meta.MetaError`` and its subclasses; ``meta.SheetError.problems`` lists every problem with its
+file, row, column and fix. Names are imported on first use, so ``import meta`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from meta._version import __version__
+
+_EXPORTS = {
+    "pool": "meta.api.analyses",
+    "bias": "meta.api.analyses",
+    "metareg": "meta.api.analyses",
+    "read_sheet": "meta.api.analyses",
+    "Review": "meta.api.review",
+    "PoolResult": "meta.api.results",
+    "BiasReport": "meta.stats.bias",
+    "MetaRegression": "meta.stats.metareg",
+    "MetaError": "meta.errors",
+    "SheetError": "meta.errors",
+    "SpecError": "meta.errors",
+    "OptionError": "meta.errors",
+    "Problem": "meta.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily (PEP 562)
+    from meta.api.analyses import bias, metareg, pool, read_sheet
+    from meta.api.results import PoolResult
+    from meta.api.review import Review
+    from meta.errors import MetaError, OptionError, Problem, SheetError, SpecError
+    from meta.stats.bias import BiasReport
+    from meta.stats.metareg import MetaRegression
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'meta' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

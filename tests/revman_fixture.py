@@ -17,7 +17,7 @@ import csv
 import math
 from html import escape
 
-from meta.distributions import norm_isf
+from meta.stats.distributions import norm_isf
 
 from .conftest import REFERENCE
 

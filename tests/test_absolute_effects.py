@@ -3,8 +3,8 @@
 import pytest
 
 from meta.errors import SpecError
-from meta.living import absolute_effect
-from meta.specs import load_spec
+from meta.publish.living import absolute_effect
+from meta.sheets.specs import load_spec
 
 from .conftest import ROOT
 

@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from meta.analysis import pool_sheet
-from meta.batch import GROUP_NAMES, check_rows, effect_arrays
-from meta.cli_batch import batch
-from meta.effects import compute_effects
-from meta.options import METHODS, EffectOptions, PoolOptions
-from meta.pooling import FIELDS, pool_batch
-from meta.results import CONTRACT_FIELDS
-from meta.sheets import check_effect_table, load_sheet
+from meta.batch.engine import GROUP_NAMES, check_rows, effect_arrays
+from meta.cli.batch import batch
+from meta.sheets.analyses import pool_sheet
+from meta.sheets.load import check_effect_table, load_sheet
+from meta.stats.effects import compute_effects
+from meta.stats.options import METHODS, EffectOptions, PoolOptions
+from meta.stats.pooling import FIELDS, pool_batch
+from meta.stats.results import CONTRACT_FIELDS
 
 from .conftest import REFERENCE
 

@@ -13,10 +13,10 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from meta.bias import egger_test, rank_test, trim_and_fill, _kendall_cdf
-from meta.cli_bias import bias
-from meta.options import PoolOptions
-from meta.regression import ModelError
+from meta.cli.bias import bias
+from meta.stats.bias import _kendall_cdf, egger_test, rank_test, trim_and_fill
+from meta.stats.options import PoolOptions
+from meta.stats.regression import ModelError
 
 EQUAL_VARIANCES = ([0.1, 0.5, -0.2, 0.3, 0.9], [0.04] * 5)
 

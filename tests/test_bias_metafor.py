@@ -14,12 +14,18 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from meta.bias import egger_test, influence, leave_one_out, rank_test, trim_and_fill
-from meta.cli_bias import bias
-from meta.effects import compute_effects
-from meta.options import CI_METHODS, METHODS, EffectOptions, PoolOptions
-from meta.regression import ModelError
-from meta.sheets import check_effect_table, load_sheet
+from meta.cli.bias import bias
+from meta.sheets.load import check_effect_table, load_sheet
+from meta.stats.bias import (
+    egger_test,
+    influence,
+    leave_one_out,
+    rank_test,
+    trim_and_fill,
+)
+from meta.stats.effects import compute_effects
+from meta.stats.options import CI_METHODS, METHODS, EffectOptions, PoolOptions
+from meta.stats.regression import ModelError
 
 from .conftest import REFERENCE
 

@@ -7,7 +7,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from meta.cli import main
+from meta.cli.main import main
 
 from .conftest import ROOT
 
@@ -27,7 +27,8 @@ def test_every_command_is_registered():
 def test_command_has_help_with_an_example(name):
     command = COMMANDS[name]
     assert command.help and command.help.strip(), f"meta {name} has no help text"
-    assert f"Example: meta {name}" in command.help, f"meta {name}'s help has no 'Example: meta {name} ...' line"
+    assert re.search(rf"Examples?:\s+meta {name}\b", command.help), \
+        f"meta {name}'s help has no 'Example: meta {name} ...' line"
     result = CliRunner().invoke(command, ["--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
 
@@ -42,3 +43,11 @@ def test_command_is_in_the_user_guide_with_an_example(name):
 def test_the_guide_links_the_methods_and_the_vocabulary():
     for target in ("METHODS.md", "DIVERGENCES.md", "../extraction/dictionary.csv", "../extraction/README.md"):
         assert f"]({target})" in GUIDE
+
+
+def test_top_level_help_lists_every_command_without_cutting_its_line():
+    output = CliRunner().invoke(main, ["--help"]).output
+    for name, command in COMMANDS.items():
+        line = next(line for line in output.splitlines() if line.strip().startswith(name + " "))
+        assert not line.rstrip().endswith("..."), line
+        assert command.get_short_help_str(limit=200) in " ".join(output.split())

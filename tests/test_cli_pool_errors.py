@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from meta.cli import main
+from meta.cli.main import main
 
 
 def run(tmp_path, text, *args, name="sheet.csv"):

@@ -22,14 +22,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from meta import run as run_module
-from meta.cli import main
-from meta.evidence import sheet_paths
+import meta.publish.run as run_module
+from meta.cli.main import main
+from meta.sheets.evidence import sheet_paths
 from meta.storage import write_if_changed
 
 from .test_run import NEW_ROW, SURVIVAL, copy_project
 
-META = [sys.executable, "-m", "meta.cli"]
+META = [sys.executable, "-m", "meta.cli.main"]
 PACKAGE = Path(run_module.__file__).parent
 KILLS = int(os.environ.get("META_KILLS", "120"))
 SEED = int(os.environ.get("META_KILL_SEED", "7"))

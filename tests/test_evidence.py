@@ -6,10 +6,16 @@ import shutil
 import pandas as pd
 from click.testing import CliRunner
 
-from meta.cli import main
-from meta.evidence import check_evidence_sheet, load_dictionary, quote_numbers, sheet_paths, validate_project
-from meta.sheets import load_sheet
-from meta.specs import load_specs
+from meta.cli.main import main
+from meta.sheets.evidence import (
+    check_evidence_sheet,
+    load_dictionary,
+    quote_numbers,
+    sheet_paths,
+    validate_project,
+)
+from meta.sheets.load import load_sheet
+from meta.sheets.specs import load_specs
 
 from .conftest import ROOT
 
@@ -93,5 +99,5 @@ def test_change_score_smds_pooled_with_final_values_are_reported(tmp_path):
     sheet = pd.read_csv(ROOT / "extraction/depression/depression.csv", dtype=str)
     change_rows = [i + 1 for i in sheet.index[sheet["smd_basis"] == "change"]]
     assert change_rows and [p.row for p in found] == change_rows
-    assert all(p.column == "smd_basis" and "filter the spec on smd_basis" in p.fix for p in found)
+    assert all(p.column == "smd_basis" and "a spec filter" in p.fix for p in found)
     assert validate_project(ROOT).problems == []

@@ -16,11 +16,11 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from meta.analysis import pool_frame
-from meta.cli_review import export
-from meta.export import export_analysis, load_analysis
-from meta.revman import import_revman
-from meta.scaffold import init_review
+from meta.cli.review import export
+from meta.interop.export import export_analysis, load_analysis
+from meta.interop.revman import import_revman
+from meta.interop.scaffold import init_review
+from meta.sheets.analyses import pool_frame
 
 from .conftest import ROOT
 from .revman_fixture import build_rm5, dataset

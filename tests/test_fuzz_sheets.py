@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import pytest
 from click.testing import CliRunner
 
-from meta.cli import main
-from meta.options import CI_METHODS, MEASURES, METHODS
-from meta.sheets import NUMERIC_COLUMNS
+from meta.cli.main import main
+from meta.sheets.load import NUMERIC_COLUMNS
+from meta.stats.options import CI_METHODS, MEASURES, METHODS
 
 from .test_properties import time_limit
 

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import Workbook
 
-from meta.cli import main
-from meta.cli_review import import_command
-from meta.scaffold import init_review
-from meta.spreadsheet import match_columns
+from meta.cli.main import main
+from meta.cli.review import import_command
+from meta.interop.scaffold import init_review
+from meta.interop.spreadsheet import match_columns
 
 from .revman_fixture import dataset, reference
 

@@ -6,8 +6,8 @@ import csv
 import pytest
 from click.testing import CliRunner
 
-from meta.cli import main
-from meta.cli_review import init
+from meta.cli.main import main
+from meta.cli.review import init
 
 from .conftest import ROOT
 

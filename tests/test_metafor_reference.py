@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from meta.analysis import pool_sheet
-from meta.cli import main
-from meta.effects import compute_effects
-from meta.options import CI_METHODS, METHODS, EffectOptions, PoolOptions
-from meta.sheets import check_effect_table, load_sheet
+from meta.cli.main import main
+from meta.sheets.analyses import pool_sheet
+from meta.sheets.load import check_effect_table, load_sheet
+from meta.stats.effects import compute_effects
+from meta.stats.options import CI_METHODS, METHODS, EffectOptions, PoolOptions
 
 from .conftest import REFERENCE
 

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from pymare.estimators import DerSimonianLaird, Hedges, VarianceBasedLikelihoodEstimator
 
-from meta.metareg import design_matrix, fit_metareg, render_metareg_text
-from meta.options import CI_METHODS, METHODS
-from meta.regression import ModelError
+from meta.stats.metareg import design_matrix, fit_metareg, render_metareg_text
+from meta.stats.options import CI_METHODS, METHODS
+from meta.stats.regression import ModelError
 
 from .conftest import REFERENCE
 
@@ -128,9 +128,12 @@ def test_likelihood_estimators_match_pymare_at_the_exact_optimum(model):
         result = fit_metareg(data["yi"], data["vi"], data[mods], method, categorical=factors, threshold=1e-12)
         estimator = VarianceBasedLikelihoodEstimator(method=method, small_sample_correction="wald")
         beta, se, tau2, ours = _pymare_fit(estimator, result, data, mods, factors)
-        np.testing.assert_allclose(beta, ours[:, 0], rtol=5e-6)
-        np.testing.assert_allclose(se, ours[:, 1], rtol=5e-6)
-        assert math.isclose(tau2, result.tau2, rel_tol=5e-6)
+        # bcg_ablat_year's design is ill-conditioned (year ~ 1950 beside an intercept): PyMARE's bounded
+        # search lands within 5.7e-6 (rel) of our optimum on some CPUs (BLAS kernels differ), 1e-6 elsewhere
+        rtol = 2e-5 if model == "bcg_ablat_year" else 5e-6
+        np.testing.assert_allclose(beta, ours[:, 0], rtol=rtol)
+        np.testing.assert_allclose(se, ours[:, 1], rtol=rtol)
+        assert math.isclose(tau2, result.tau2, rel_tol=rtol)
 
 
 def test_design_factor_coding_as_r():
@@ -207,12 +210,12 @@ def test_json_and_text():
 def test_cli_json_matches_metafor():
     from click.testing import CliRunner
 
-    from meta.cli_metareg import metareg
+    from meta.cli.metareg import metareg
 
     row = REF[(REF["model"] == "bangertdrowns_grade_length") & (REF["method"] == "PM") & (REF["test"] == "knha")].iloc[0]
     out = CliRunner().invoke(metareg, [str(REFERENCE / "metareg" / "bangertdrowns.csv"), "--measure", "GEN",
                                        "--mod", "grade", "--factor", "grade", "--mod", "length", "--method", "PM",
-                                       "--test", "knha", "--json"])
+                                       "--ci", "knha", "--json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["k"] == 46 and len(data["omitted"]) == 2 and data["qm_df"] == [4, 41]
@@ -225,7 +228,7 @@ def test_cli_json_matches_metafor():
 def test_cli_lists_every_problem_and_exits_1(tmp_path):
     from click.testing import CliRunner
 
-    from meta.cli_metareg import metareg
+    from meta.cli.metareg import metareg
 
     sheet = tmp_path / "sheet.csv"
     sheet.write_text("study,yi,vi,dose\nA,0.1,0.02,10\nB,0.2,0.03,12 MET\nC,0.3,0.01,15\nD,0.1,0.02,n/a\n")

@@ -1,6 +1,6 @@
 """Properties of the statistics that hold for any data (hypothesis), not only for metafor's examples.
 
-Effect sizes (``meta.effects``) and pooling (``meta.pooling.pool_batch``): study order does not
+Effect sizes (``meta.stats.effects``) and pooling (``meta.stats.pooling.pool_batch``): study order does not
 matter; swapping treatment and control flips the sign; MD scales with its inputs; tau^2 >= 0; the
 CI holds the estimate and widens with the level; FE equals RE when tau^2 = 0; k = 1 and k = 2 work
 for every estimator; extreme but valid inputs give finite numbers or a clear error, never a hang
@@ -19,10 +19,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from meta.cli import main
-from meta.effects import compute_effects
-from meta.options import CI_METHODS, METHODS, EffectOptions, PoolOptions
-from meta.pooling import pool_batch
+from meta.cli.main import main
+from meta.stats.effects import compute_effects
+from meta.stats.options import CI_METHODS, METHODS, EffectOptions, PoolOptions
+from meta.stats.pooling import pool_batch
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CORE = ("estimate", "se", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "tau2", "i2", "h2", "q")

@@ -10,10 +10,10 @@ Example 2: length of hospital stay after stroke, mean differences with the poole
 import numpy as np
 import pytest
 
-from meta.analysis import pool_sheet
-from meta.effects import compute_effects
-from meta.options import EffectOptions, PoolOptions
-from meta.sheets import check_effect_table, load_sheet
+from meta.sheets.analyses import pool_sheet
+from meta.sheets.load import check_effect_table, load_sheet
+from meta.stats.effects import compute_effects
+from meta.stats.options import EffectOptions, PoolOptions
 
 from .conftest import REFERENCE
 

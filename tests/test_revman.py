@@ -14,11 +14,11 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from meta.cli import main
-from meta.cli_review import import_command
-from meta.importing import ImportFileError
-from meta.revman import import_revman, read_revman
-from meta.scaffold import init_review
+from meta.cli.main import main
+from meta.cli.review import import_command
+from meta.interop.importing import ImportFileError
+from meta.interop.revman import import_revman, read_revman
+from meta.interop.scaffold import init_review
 
 from .revman_fixture import BCG_MH, BCG_OTHER, BCG_RANDOM, build_rm5, dataset, reference
 

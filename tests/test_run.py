@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from meta.cli import main
+from meta.cli.main import main
 
 from .conftest import ROOT
 
@@ -234,9 +234,9 @@ def test_low_risk_of_bias_sensitivity_pools_only_those_studies(tmp_path):
     record = json.loads((root / "analyses/output/survival-breast-all-cause/analysis.json").read_text())
     low = record["low_risk_of_bias"]
     assert low["k"] == 3
-    from meta.analysis import pool_frame
-    from meta.options import EffectOptions, PoolOptions
-    from meta.sheets import load_sheet
+    from meta.sheets.analyses import pool_frame
+    from meta.sheets.load import load_sheet
+    from meta.stats.options import EffectOptions, PoolOptions
 
     frame, _ = load_sheet(sheet)
     subset = frame[frame["study"].isin([r["study"] for r in chosen]) & (frame["outcome"] == "all_cause_mortality")
@@ -251,7 +251,7 @@ def test_a_new_toolkit_version_redraws_everything_but_publishes_no_version(tmp_p
     root = copy_project(tmp_path / "upgrade")
     assert invoke("run", "--root", str(root), "--date", "2026-01-01").exit_code == 0
     history = (root / "analyses" / "history.csv").read_bytes()
-    monkeypatch.setattr("meta.run.__version__", "99.0.0")
+    monkeypatch.setattr("meta.publish.run.__version__", "99.0.0")
     result = invoke("run", "--root", str(root), "--date", "2026-02-01")
     assert result.exit_code == 0, result.output
     assert "10 re-computed" in result.output and "0 new version(s)" in result.output, result.output
@@ -288,7 +288,7 @@ def test_changes_say_whether_the_spec_or_the_data_changed(tmp_path):
 def test_participants_count_arms_given_as_events_and_non_events():
     import pandas as pd
 
-    from meta.run import _totals
+    from meta.publish.run import _totals
 
     rows = pd.DataFrame({"events_treat": ["10", "3"], "nonevents_treat": ["39", None], "n_treat": [None, "20"],
                          "events_ctrl": ["23", "6"], "nonevents_ctrl": ["26", None], "n_ctrl": [None, "20"]})

@@ -15,10 +15,10 @@ from xml.etree import ElementTree
 import pytest
 from click.testing import CliRunner
 
-from meta.cli import main
+from meta.cli.main import main
 from meta.errors import SpecError
-from meta.evidence import sheet_paths, validate_project
-from meta.specs import inside_project
+from meta.sheets.evidence import sheet_paths, validate_project
+from meta.sheets.specs import inside_project
 
 from .test_run import NEW_ROW, SURVIVAL, copy_project
 

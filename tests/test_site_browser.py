@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from meta.browser import chromium_path, view_site
+from meta.publish.browser import chromium_path, view_site
 
 from .test_run import project  # noqa: F401  (the module fixture: a copy of the evidence, run once)
 

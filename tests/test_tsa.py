@@ -10,15 +10,20 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from meta.distributions import norm_sf
-from meta.effects import compute_effects
 from meta.errors import OptionError
-from meta.options import EffectOptions, PoolOptions
-from meta.plots import figure_bytes
-from meta.pooling import pool_batch
-from meta.sheets import check_effect_table, load_sheet
-from meta.tsa import (
-    AnticipatedEffect, TSAError, lan_demets_bounds, obrien_fleming_spending, trial_sequential_analysis, tsa_plot,
+from meta.publish.plots import figure_bytes
+from meta.publish.tsa_plot import tsa_plot
+from meta.sheets.load import check_effect_table, load_sheet
+from meta.stats.distributions import norm_sf
+from meta.stats.effects import compute_effects
+from meta.stats.options import EffectOptions, PoolOptions
+from meta.stats.pooling import pool_batch
+from meta.stats.tsa import (
+    AnticipatedEffect,
+    TSAError,
+    lan_demets_bounds,
+    obrien_fleming_spending,
+    trial_sequential_analysis,
 )
 
 from .conftest import REFERENCE
