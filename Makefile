@@ -30,8 +30,9 @@ site-check: run browser ## render the site headless and save site-check.png for 
 docs: $(STAMP)         ## the API reference from the docstrings (pdoc), offline, into docs/api/
 	$(BIN)/pdoc meta -o docs/api
 
-bench: $(STAMP)        ## benchmark meta batch against PyMARE and metafor (see benchmarks/RESULTS.md)
+bench: $(STAMP)        ## benchmark meta batch against PyMARE and metafor, and the 19 dose-response curves against R (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench_doseresponse.py
 
 fuzz: $(STAMP)         ## seeded sheet fuzzer: 10,000 sheets through `meta pool` (about 1 min)
 	$(BIN)/python -m pytest -m fuzz

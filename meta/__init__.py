@@ -6,6 +6,7 @@ The public API, flat at the top::
     result = meta.pool(frame_or_csv, measure="RR")        # -> meta.PoolResult
     result.studies(); result.to_frame(); result.forest("forest.png")
     meta.bias(...), meta.metareg(..., mods=["dose"]), meta.read_sheet(path)
+    curve = meta.doseresponse(dose_sheet, model="rcs"); curve.curve([8.75]); curve.plot("curve.png")
     review = meta.Review("."); review.validate(); review.pool("depression"); review.run()
 
 Errors: ``meta.MetaError`` and its subclasses; ``meta.SheetError.problems`` lists every problem with its
@@ -24,6 +25,8 @@ _EXPORTS = {
     "bias": "meta.api.analyses",
     "metareg": "meta.api.analyses",
     "read_sheet": "meta.api.analyses",
+    "doseresponse": "meta.api.doseresponse",
+    "DoseResponseResult": "meta.api.doseresponse",
     "Review": "meta.api.review",
     "PoolResult": "meta.api.results",
     "BiasReport": "meta.stats.bias",
@@ -38,12 +41,13 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily (PEP 562)
-    from meta.api.analyses import bias, metareg, pool, read_sheet
-    from meta.api.results import PoolResult
-    from meta.api.review import Review
-    from meta.errors import MetaError, OptionError, Problem, SheetError, SpecError
-    from meta.stats.bias import BiasReport
-    from meta.stats.metareg import MetaRegression
+    from meta.api.analyses import bias, metareg, pool, read_sheet  # noqa: F401
+    from meta.api.doseresponse import DoseResponseResult, doseresponse  # noqa: F401
+    from meta.api.results import PoolResult  # noqa: F401
+    from meta.api.review import Review  # noqa: F401
+    from meta.errors import MetaError, OptionError, Problem, SheetError, SpecError  # noqa: F401
+    from meta.stats.bias import BiasReport  # noqa: F401
+    from meta.stats.metareg import MetaRegression  # noqa: F401
 
 
 def __getattr__(name: str):

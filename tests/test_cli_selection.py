@@ -70,9 +70,10 @@ def test_the_user_guide_metareg_example_selects_one_site():
     done = invoke("metareg", RISK, "--measure", "HR", "--mod", "dose_met_h_week", "--where", "cancer_site=colon",
                   "--ci", "knha", "--json")
     assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout)["k"] == 21
+    colon = sum(1 for line in open(RISK, encoding="utf-8") if ",colon,cancer_incidence," in line)
+    assert json.loads(done.stdout)["k"] == colon >= 10
     spec = invoke("metareg", "--spec", "risk-colon", "--root", ROOT, "--json")
-    assert spec.exit_code == 0 and json.loads(spec.stdout)["k"] == 21
+    assert spec.exit_code == 0 and json.loads(spec.stdout)["k"] == colon
 
 
 def test_a_sheet_or_a_spec_not_both_nor_neither():

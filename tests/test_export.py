@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from meta.cli.review import export
+from meta.sheets.specs import load_specs
 from meta.interop.export import export_analysis, load_analysis
 from meta.interop.revman import import_revman
 from meta.interop.scaffold import init_review
@@ -80,8 +81,8 @@ def add_reference_analysis(root, dataset_name, columns, measure, method, name):
 
 
 def analyses(review):
-    ours = [(ROOT, p.stem) for p in sorted((ROOT / "analyses").glob("*.toml"))]
-    return ours + [(review, p.stem) for p in sorted((review / "analyses").glob("*.toml"))]
+    """Every pooled analysis (dose-response specs are not exported: test_dose_response_specs_are_refused)."""
+    return [(root, spec.name) for root in (ROOT, review) for spec in load_specs(root)]
 
 
 def toolkit(root, name):
@@ -188,3 +189,8 @@ def test_cli_writes_the_file_and_reports_errors(review, tmp_path):
     assert not isinstance(missing.exception, Exception) or isinstance(missing.exception, SystemExit)
     bad = CliRunner().invoke(export, ["test-c3-o1", "--to", "stata", "--root", str(review)])
     assert bad.exit_code == 2
+
+
+def test_dose_response_specs_are_refused_with_the_reason():
+    done = CliRunner().invoke(export, ["dose-colon", "--to", "r", "--root", str(ROOT)])
+    assert done.exit_code == 1 and "dose-response analysis" in done.stderr

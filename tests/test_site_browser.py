@@ -18,7 +18,9 @@ def test_site_shows_table_and_every_plot(project, tmp_path):  # noqa: F811
     summary = list(csv.DictReader((project / "analyses/output/summary.csv").open()))
     assert view.summary_rows == len(summary)
     assert view.analyses == len(summary)
-    expected = {f"plots/{r['analysis']}-{plot}.png" for r in summary for plot in ("forest", "cumulative", "funnel")}
+    expected = {f"plots/{r['analysis']}-{plot}.png" for r in summary for plot in ("forest", "cumulative", "funnel")
+                if not r["analysis"].startswith("dose-")}
+    expected |= {f"plots/{r['analysis']}-curve.png" for r in summary if r["analysis"].startswith("dose-")}
     expected |= {f"plots/{r['analysis']}-sequential.png" for r in summary
                  if json.loads((project / "analyses/output" / r["analysis"] / "analysis.json").read_text())["tsa"]}
     assert {src for src, _ in view.images} == expected

@@ -9,10 +9,12 @@ from typing import Callable
 
 from meta.api.analyses import percent
 from meta.api.results import PoolResult
-from meta.errors import OptionError
+from meta.errors import OptionError, SpecError
 from meta.sheets.analyses import bias_frame, metareg_frame, pool_frame
 from meta.sheets.evidence import Report, validate_project
-from meta.sheets.selection import Selection, spec_selection
+from meta.sheets.dose_specs import load_dose_specs
+from meta.sheets.doses import DoseOptions
+from meta.sheets.selection import Selection, sheet_selection, spec_selection
 from meta.sheets.specs import Spec, load_specs
 from meta.stats.bias import BiasReport
 from meta.stats.metareg import MetaRegression
@@ -95,6 +97,25 @@ class Review:
             raise OptionError(f"analysis {spec} has no moderators in its spec; name them with mods=[...]")
         return metareg_frame(chosen.frame, chosen.name, effect_options, moderators, tuple(factors),
                              pool_options.method, pool_options.ci, pool_options.level, allow_mixed)
+
+    def doseresponse(self, spec: str, *, where=None, **overrides):
+        """The dose-response curve of ``analyses/<spec>.toml`` (a spec with a ``[doseresponse]`` table);
+        keyword arguments change one setting of its ``[doseresponse]`` table for this call."""
+        from meta.api.doseresponse import DoseResponseResult, _knots
+        from meta.sheets.doses import fit_dose_frame
+
+        found = {s.name: s for s in load_dose_specs(self.root)}
+        if spec not in found:
+            raise SpecError(f"no dose-response spec analyses/{spec}.toml; known: {', '.join(sorted(found)) or 'none'}")
+        chosen = found[spec]
+        unknown = sorted(set(overrides) - set(DoseOptions.__dataclass_fields__))
+        if unknown:
+            raise OptionError(f"unknown option(s) {', '.join(unknown)}")
+        if "knots" in overrides:
+            overrides["knots"] = _knots(overrides["knots"])
+        options = replace(chosen.options, **{k: v for k, v in overrides.items() if v is not None})
+        selection = sheet_selection(chosen.sheet, dict(chosen.filters) | dict(where or {}))
+        return DoseResponseResult(fit_dose_frame(selection.frame, selection.name, options), chosen.title)
 
     def _analysis(self, spec: str, overrides: dict) -> tuple[Selection, EffectOptions, PoolOptions, bool]:
         allowed = set(EFFECT_OVERRIDES) | set(POOL_OVERRIDES) | {"where", "allow_mixed"}

@@ -19,6 +19,7 @@ from meta.batch.engine import (
     write_results,
 )
 from meta.cli.options import (
+    ci_option,
     fail,
     i2_option,
     level_option,
@@ -29,7 +30,6 @@ from meta.cli.options import (
 )
 from meta.errors import MetaError
 from meta.stats.options import (
-    CI_METHODS,
     EffectOptions,
     PoolOptions,
 )
@@ -39,8 +39,7 @@ from meta.stats.options import (
 @click.argument("path", type=click.Path(path_type=Path))
 @measure_option
 @method_option()
-@click.option("--ci", "ci_method", default="z", show_default=True, type=click.Choice(CI_METHODS),
-              help="Interval for the mean: z, or knha (Knapp-Hartung, t on k-1 df).")
+@ci_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Results file, CSV or Parquet by its extension (.csv, .parquet); CSV on stdout if omitted.")
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "dask"]),

@@ -36,6 +36,7 @@ LAZY_COMMANDS = {
     "bias": "meta.cli.bias:bias",
     "batch": "meta.cli.batch:batch",
     "metareg": "meta.cli.metareg:metareg",
+    "doseresponse": "meta.cli.doseresponse:doseresponse",
     "init": "meta.cli.review:init",
     "import": "meta.cli.review:import_command",
     "export": "meta.cli.review:export",

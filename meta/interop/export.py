@@ -20,7 +20,7 @@ import pandas as pd
 from meta._version import __version__
 from meta.errors import SheetError, SpecError
 from meta.sheets.load import check_effect_table, load_sheet
-from meta.sheets.specs import Spec, load_spec
+from meta.sheets.specs import Spec, has_table, load_spec
 from meta.stats.effects import (
     DIFFERENCE_MEASURES,
     EffectSizes,
@@ -47,6 +47,9 @@ def load_analysis(root: Path, name: str) -> tuple[Spec, pd.DataFrame, pd.DataFra
     if not path.exists():
         names = sorted(p.stem for p in (root / "analyses").glob("*.toml"))
         raise SpecError(f"no analysis '{name}' in {root / 'analyses'}; analyses: {', '.join(names) or 'none'}")
+    if has_table(path, "doseresponse"):
+        raise SpecError(f"analysis '{name}' is a dose-response analysis; meta export writes pooled analyses "
+                        "(its dose-level rows are the sheet the spec names, ready for R's dosresmeta)")
     spec = load_spec(path, root)
     frame, problems = load_sheet(spec.sheet)
     if problems:

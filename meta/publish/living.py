@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from meta.sheets.evidence import STUDY_COLUMNS
 from meta.sheets.review import ReviewDescription
 
 OUTPUT = Path("analyses") / "output"
@@ -50,7 +51,7 @@ class Version:
 
     @property
     def is_ratio(self) -> bool:
-        return self.measure in ("RR", "OR", "HR")
+        return self.measure.split()[0] in ("RR", "OR", "HR")  # 'RR at 8.75 mMET-h/week' for a curve
 
     @property
     def null(self) -> float:
@@ -64,6 +65,12 @@ class Version:
 
         return all(same(getattr(self, f.name), getattr(other, f.name))
                    for f in fields(self) if f.name not in ("version_date", "spec_hash"))
+
+
+def filled(study: dict) -> dict:
+    """What an analysis' input hash covers of a publication's row of studies.csv: its described fields
+    (``STUDY_COLUMNS``), so the identification's quote and checker, kept beside them, change no result."""
+    return {key: study.get(key, "") for key in STUDY_COLUMNS}
 
 
 def stored(x: float) -> float:
@@ -311,15 +318,26 @@ def summary_row(record: dict, versions: list[Version], certainty: str) -> Summar
         counts.append(f"{events[0]:,} events" + ("" if events[1] == k else f" ({events[1]} of {k} studies)"))
     model = ("fixed effect" if res["method"] == "FE" else f"random effects, {res['method']}"
              + (", Knapp-Hartung" if res["ci_method"] == "knha" else ""))
-    prediction = (f"{v.pi_lower:.2f} to {v.pi_upper:.2f}" if k > 1 and res["method"] != "FE" else "n/a")
+    if record.get("kind") == "dose-response":
+        model = f"dose-response ({res['model']}), {res['method']}"
+    prediction = (f"{v.pi_lower:.2f} to {v.pi_upper:.2f}" if k > 1 and res["method"] != "FE"
+                  and v.pi_lower == v.pi_lower else "n/a")
     return SummaryRow(
         analysis=record["analysis"], outcome=record["title"], population=record["population"],
         comparison=record["comparison"], k=str(k), participants="; ".join(counts) or "not reported",
-        estimate=f"{record['measure']} {v.estimate:.2f} ({v.ci_lower:.2f} to {v.ci_upper:.2f})",
+        estimate=f"{record['measure']} {v.estimate:.2f} ({v.ci_lower:.2f} to {v.ci_upper:.2f})" + _other_doses(record),
         absolute=(absolute_effect(record["measure"], record["baseline_risk"], v.estimate, v.ci_lower, v.ci_upper)
                   + f" (baseline: {record['baseline_risk_source']})") if record.get("baseline_risk") else "no baseline risk in the spec",
-        prediction=prediction, i2=f"{res['i2']:.0f}%", tau2=f"{res['tau2']:.4f}", model=model,
+        prediction=prediction, i2=f"{res['i2']:.0f}%",
+        tau2=f"{res['tau2']:.4f}" if res.get("tau2") is not None else "n/a (multivariate)", model=model,
         certainty=certainty, sequential=_sequential_text(record), updated=v.version_date, change=change)
+
+
+def _other_doses(record: dict) -> str:
+    """'; at 4.375: 0.96 (0.92 to 0.99); at 17.5: ...' for a dose-response curve's other reported doses."""
+    others = [p for p in record.get("predictions", []) if p["dose"] != record.get("headline_dose")]
+    return "".join(f"; at {p['dose']:g}: {p['estimate']:.2f} ({p['ci_lower']:.2f} to {p['ci_upper']:.2f})"
+                   for p in others)
 
 
 def _sequential_text(record: dict) -> str:

@@ -203,6 +203,20 @@ def _axes(ax, r: PoolResult, xs, favours) -> None:
                     textcoords="offset points", ha=align, va="top", fontsize=8)
 
 
+RATIO_TICKS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10, 20)
+
+
+def ratio_ticks(low: float, high: float, min_gap: float = 0.09) -> list[float]:
+    """Ticks of a log ratio axis from ``low`` to ``high`` that never crowd each other: 1 always, then the
+    ladder's values in range, each at least ``min_gap`` of the axis' log span from those kept."""
+    span = np.log(high) - np.log(low)
+    kept = [1.0] if low <= 1 <= high else []
+    for tick in sorted((t for t in RATIO_TICKS if low <= t <= high), key=lambda t: abs(np.log(t))):
+        if all(abs(np.log(tick) - np.log(k)) >= min_gap * span for k in kept):
+            kept.append(float(tick))
+    return sorted(kept)
+
+
 def _measure_name(r: PoolResult) -> str:
     return {"HR": "Hazard ratio", "RR": "Risk ratio", "OR": "Odds ratio", "SMD": "Standardised mean difference",
             "MD": "Mean difference", "RD": "Risk difference", "GEN": "Effect"}[r.measure]

@@ -25,6 +25,7 @@ import pandas as pd
 from meta._version import __version__
 from meta.errors import MetaError, SheetError
 from meta.publish.living import (
+    filled,
     OUTPUT,
     PLOTS,
     Version,
@@ -42,6 +43,8 @@ from meta.publish.living import (
 from meta.sheets.evidence import validate_project
 from meta.sheets.load import check_effect_table, load_sheet
 from meta.sheets.review import load_review
+from meta.publish import dose_run
+from meta.sheets.dose_specs import load_dose_specs
 from meta.sheets.specs import Spec, load_specs
 from meta.stats.certainty import rate
 from meta.stats.distributions import chi2_sf, norm_isf
@@ -106,48 +109,79 @@ def run(root: Path, date: str, progress: Callable[[str, str], None] = lambda nam
     read, so two at once would lose the versions of one.
     """
     root = Path(root)
-    report = validate_project(root)
-    if report.problems:
-        raise SheetError(report.problems)
+    _validate(root)
     (root / "analyses").mkdir(exist_ok=True)
     with locked(root / "analyses" / "history.csv"):
         return _run_validated(root, date, progress, force)
+
+
+VALIDATED = Path(".meta-cache") / "validated"  # the digest of the inputs last validated without a problem
+
+
+def _validate(root: Path) -> None:
+    """``meta validate`` of the whole project, skipped when the sheets, specs, review.toml and the
+    toolkit are byte for byte those of the last run that passed it (the digest in ``.meta-cache/``)."""
+    digest = hashlib.sha256(__version__.encode())
+    files = sorted(p for p in (root / "extraction").rglob("*.csv") if not any(part.startswith("_") for part in
+                                                                            p.relative_to(root).parts))
+    for path in files + sorted((root / "analyses").glob("*.toml")) + [root / "review.toml"]:
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    key = digest.hexdigest()
+    cache = root / VALIDATED
+    if cache.is_file() and cache.read_text() == key:
+        return
+    report = validate_project(root)
+    if report.problems:
+        raise SheetError(report.problems)
+    write_if_changed(cache, key)
 
 
 def _run_validated(root: Path, date: str, progress: Callable[[str, str], None], force: bool) -> RunReport:
     studies = _studies(root)
     sheets: dict[Path, object] = {}
     runs = [_prepare(root, spec, studies, force, sheets) for spec in load_specs(root)]
+    curves = [dose_run.prepare(root, spec, studies, force, sheets) for spec in load_dose_specs(root)]
     changed = [r for r in runs if r.changed]
-    with _renderers(len(changed)) as renderers:  # they load matplotlib while this process pools
+    changed_curves = [c for c in curves if c.changed]
+    with _renderers(len(changed) + len(changed_curves)) as renderers:  # they load matplotlib while this pools
         _fit(changed)
         drawing = []
         for r in sorted(changed, key=lambda r: -r.effects.k):  # the largest plots first: fewer idle ends
             _complete(r)
             drawing.append((r, renderers.submit(_render, r) if renderers else None))
-        rendered = [(r, future.result() if future else _render(r)) for r, future in drawing]
+        for c in changed_curves:
+            dose_run.fit(c, root)
+            drawing.append((c, renderers.submit(dose_run.render, c) if renderers else None))
+        rendered = [(r, future.result() if future else (dose_run.render(r) if isinstance(r, dose_run.DoseRun)
+                                                        else _render(r))) for r, future in drawing]
     written: list[str] = []
 
     def write(path: Path, content) -> None:
         if write_if_changed(root / path, content):
             written.append(str(path))
 
+    new_records = {}
     for r, files in rendered:
         for path, content in files.items():
             write(path, content)
+        new_records[r.spec.name] = (dose_run.record(r, studies) if isinstance(r, dose_run.DoseRun)
+                                    else _record(r, studies))
         write(OUTPUT / r.spec.name / "analysis.json",
-              json.dumps(_record(r, studies), indent=1, sort_keys=True, allow_nan=False) + "\n")
-    for r in runs:
+              json.dumps(new_records[r.spec.name], indent=1, sort_keys=True, allow_nan=False) + "\n")
+    everything = runs + curves
+    for r in everything:
         progress(r.spec.name, "re-computed" if r.changed else "unchanged")
-    records = [r.cached if not r.changed else _record(r, studies) for r in runs]
-    _remove_stale_outputs(root, {r.spec.name for r in runs}, written)
+    records = [r.cached if not r.changed else new_records[r.spec.name] for r in everything]
+    _remove_stale_outputs(root, {r.spec.name for r in everything}, written)
     published = _publish_living(root, records, date, write)
     from meta.publish.site import (
         build_site,  # the site needs jinja2; imported only when publishing
     )
 
     build_site(root, records, write)
-    return RunReport(len(runs), tuple(r.spec.name for r in changed), tuple(written), tuple(published))
+    return RunReport(len(everything), tuple(r.spec.name for r in changed + changed_curves), tuple(written),
+                     tuple(published))
 
 
 # --- preparing and fitting -----------------------------------------------------------------------
@@ -177,7 +211,7 @@ def _prepare(root: Path, spec: Spec, studies: dict, force: bool, sheets: dict) -
     digest.update(spec.path.read_bytes())
     digest.update(chosen.to_csv(lineterminator="\n").encode())
     for study_id in sorted(set(chosen.get("study_id", pd.Series(dtype=str)).dropna())):
-        digest.update(json.dumps(studies.get(study_id, {}), sort_keys=True).encode())
+        digest.update(json.dumps(filled(studies.get(study_id, {})), sort_keys=True).encode())
     input_hash = digest.hexdigest()
     cached = None if force else _cached(root, spec.name, input_hash)
     if cached is not None:
@@ -506,15 +540,15 @@ def _remove_stale_outputs(root: Path, names: set[str], written: list[str]) -> No
 
 def version_of(record: dict, date: str) -> Version:
     res = record["result"]
-    exp = record["measure"] in ("RR", "OR", "HR")
+    exp = record["measure"].split()[0] in ("RR", "OR", "HR")  # 'RR at 8.75 mMET-h/week' for a curve
 
-    def value(name):
-        v = res.get(f"{name}_exp" if exp else name)
+    def value(name, suffix="_exp" if exp else ""):
+        v = res.get(f"{name}{suffix}")
         return stored(float("nan") if v is None else v)
 
     return Version(date, record["analysis"], record["input_hash"], record["measure"], int(res["k"]),
                    value("estimate"), value("ci_lower"), value("ci_upper"), value("pi_lower"), value("pi_upper"),
-                   stored(res["tau2"]), stored(res["i2"]), tuple(s["study"] for s in record["studies"]),
+                   value("tau2", ""), value("i2", ""), tuple(s["study"] for s in record["studies"]),
                    record.get("spec_hash", ""))
 
 

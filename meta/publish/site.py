@@ -41,6 +41,8 @@ def build_site(root: Path, records: list[dict], write) -> None:
         write(SITE / name, (root / OUTPUT / name).read_bytes())
     for rec in records:
         plots = {**PLOTS, **({"sequential": ("png",)} if rec.get("tsa") else {})}
+        if rec.get("kind") == "dose-response":
+            plots = {"curve": ("png", "svg")}
         for plot, formats in plots.items():
             for fmt in formats:
                 source = root / OUTPUT / rec["analysis"] / f"{plot}.{fmt}"

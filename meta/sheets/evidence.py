@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from meta.errors import Problem, SpecError
+from meta.sheets.dose_evidence import check_dose_sheet, check_dose_spec, is_dose_sheet
+from meta.sheets.dose_specs import load_dose_specs
 from meta.sheets.load import check_effect_table, load_sheet, parse_sheet, read_text
 from meta.sheets.review import REVIEW_FILE, load_review
 from meta.sheets.selection import mixed_smd_bases
@@ -28,6 +30,7 @@ from meta.stats.effects import (
 
 STUDY_COLUMNS = ("study_id", "first_author", "year", "title", "journal", "doi", "pmid", "design",
                  "population", "cohort", "source_url")
+UNNAMED_COHORT = "not named in repository"  # the placeholder of an unidentified Garcia 2023 cohort
 STUDY_DESIGNS = ("cohort", "pooled_cohorts", "case_cohort", "nested_case_control", "rct", "review")
 EFFECT_NUMBER_COLUMNS = tuple(dict.fromkeys(
     [c for cols in GROUPS.values() for c in cols if c != "ci_level"] + ["n_total", "events_total"]))
@@ -112,7 +115,8 @@ def validate_project(root: Path, overrides: dict[Path, str] | None = None) -> Re
             continue
         sheets[path.resolve()] = frame
         rows += len(frame)
-        found, cautions = check_evidence_sheet(frame, name, dictionary, study_ids)
+        found, cautions = (check_dose_sheet(frame, name, dictionary, study_ids, _allowed_values, quote_numbers)
+                           if is_dose_sheet(frame) else check_evidence_sheet(frame, name, dictionary, study_ids))
         problems += found
         warnings += cautions
     specs = []
@@ -122,11 +126,18 @@ def validate_project(root: Path, overrides: dict[Path, str] | None = None) -> Re
         problems.append(Problem("bad-spec", str(err).split(":")[0], 0, "", str(err), "correct the spec"))
     for spec in specs:
         problems += check_spec(spec, sheets, root)
+    dose_specs = []
+    try:
+        dose_specs = load_dose_specs(root)
+    except SpecError as err:
+        problems.append(Problem("bad-spec", str(err).split(":")[0], 0, "", str(err), "correct the spec"))
+    for dose_spec in dose_specs:
+        problems += check_dose_spec(dose_spec, sheets, root)
     try:
         load_review(root)
     except SpecError as err:
         problems.append(Problem("bad-review-file", REVIEW_FILE, 0, "", str(err), "correct review.toml"))
-    return Report(problems, warnings, len(sheets), rows, len(specs))
+    return Report(problems, warnings, len(sheets), rows, len(specs) + len(dose_specs))
 
 
 def _check_studies(root: Path) -> tuple[set, list[Problem]]:
@@ -188,6 +199,11 @@ def check_evidence_sheet(frame: pd.DataFrame, name: str, dictionary: pd.DataFram
             warnings.append(Problem("unchecked", name, number, "checked_by",
                                     "the row has not been checked by a second reader",
                                     "have someone who did not extract it check it against the source"))
+        if str(row.get("cohort", "")).startswith(UNNAMED_COHORT):
+            warnings.append(Problem("unnamed-cohort", name, number, "cohort",
+                                    "the cohort is not named, so the check that a cohort enters an analysis "
+                                    "once cannot be made for this row",
+                                    "identify the publication and its cohort (extraction/MISSING.md lists the searches)"))
     problems += _duplicate_rows(frame, name)
     return problems, warnings
 

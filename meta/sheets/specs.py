@@ -124,8 +124,17 @@ def inside_project(relative: str, root: Path, where: str) -> Path:
 
 
 def load_specs(root: Path) -> list[Spec]:
-    """Every spec in ``root/analyses`` in name order."""
-    return [load_spec(path, root) for path in sorted((root / "analyses").glob("*.toml"))]
+    """Every pooled-analysis spec in ``root/analyses`` in name order (dose-response specs, those with a
+    ``[doseresponse]`` table, are ``meta.sheets.dose_specs``')."""
+    return [load_spec(path, root) for path in sorted((Path(root) / "analyses").glob("*.toml"))
+            if not has_table(path, "doseresponse")]
+
+
+def has_table(path: Path, table: str) -> bool:
+    try:
+        return table in tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
 
 
 def _relative(path: Path, root: Path) -> str:

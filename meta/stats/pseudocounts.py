@@ -31,6 +31,8 @@ algorithm step for step: the counts are R's, not the exact solution.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from meta.errors import MetaError
@@ -78,34 +80,46 @@ def greenland_longnecker(y, v, cases, n, type_, ref, tol=GL_TOL, maxiter=500):
     raise PseudoCountError(f"Greenland-Longnecker iteration did not converge in {maxiter} steps")
 
 
-def _hamling_counts(a0, n0, y, v, type_, ref):
-    """Non-referent pseudo-counts implied by referent counts (a0, n0) (dosresmeta ``est.ps.h``)."""
-    ey = np.exp(y)
-    if type_ == "cc":
-        b0 = n0 - a0
-        d = v - 1.0 / a0 - 1.0 / b0
-        a = (1.0 + ey * a0 / b0) / d
-        nn = a + (1.0 + b0 / (a0 * ey)) / d
-    elif type_ == "ir":
-        d = v - 1.0 / a0 + 1.0 / n0
-        a = (1.0 - ey * a0 / n0) / d
-        nn = (n0 / (a0 * ey) - 1.0) / d
-    else:
-        d = v - 1.0 / a0
-        a = 1.0 / d
-        nn = (n0 / (a0 * ey)) / d
-    a = np.where(ref, a0, a)
-    nn = np.where(ref, n0, nn)
+def _hamling_counts(a0, n0, ey, v, type_, ref):
+    """Pseudo-counts (A, N) of every category implied by referent counts (a0, n0) (dosresmeta
+    ``est.ps.h``); ``ey`` = exp(log RR), ``v`` the variances, ``ref`` the referent's index. Plain
+    Python floats: a study has a handful of categories, and the Nelder-Mead calls this thousands of
+    times (numpy's per-call overhead would dominate; the arithmetic is the same IEEE operations)."""
+    a, nn = [], []
+    for i, (e, var) in enumerate(zip(ey, v)):
+        if i == ref:
+            a.append(a0)
+            nn.append(n0)
+        elif type_ == "cc":
+            b0 = n0 - a0
+            d = var - 1.0 / a0 - 1.0 / b0
+            ai = (1.0 + e * a0 / b0) / d
+            a.append(ai)
+            nn.append(ai + (1.0 + b0 / (a0 * e)) / d)
+        elif type_ == "ir":
+            d = var - 1.0 / a0 + 1.0 / n0
+            a.append((1.0 - e * a0 / n0) / d)
+            nn.append((n0 / (a0 * e) - 1.0) / d)
+        else:
+            d = var - 1.0 / a0
+            a.append(1.0 / d)
+            nn.append((n0 / (a0 * e)) / d)
     return a, nn
 
 
 def _hamling_margins(a, nn, type_, ref, referent_in_ratio):
     """(p, z): referent share of non-cases (cc) or of N, and the ratio non-cases (or N) : cases."""
-    keep = np.ones_like(ref) if referent_in_ratio else ~ref
-    if type_ == "cc":
-        b = nn - a
-        return b[ref][0] / b.sum(), b[keep].sum() / a[keep].sum()
-    return nn[ref][0] / nn.sum(), nn[keep].sum() / a[keep].sum()
+    keep = [i for i in range(len(a)) if referent_in_ratio or i != ref]
+    other = [x - y for x, y in zip(nn, a)] if type_ == "cc" else nn
+    return other[ref] / _sum(other), _sum(other[i] for i in keep) / _sum(a[i] for i in keep)
+
+
+def _sum(values) -> float:
+    """Left-to-right sum, as numpy sums a handful of numbers."""
+    total = 0.0
+    for x in values:
+        total += x
+    return total
 
 
 def hamling(y, v, cases, n, type_, ref, variant="hamling"):
@@ -116,42 +130,46 @@ def hamling(y, v, cases, n, type_, ref, variant="hamling"):
     """
     y, v, cases, n = (np.asarray(a, dtype=float) for a in (y, v, cases, n))
     whole = variant == "hamling"
-    p0, z0 = _hamling_margins(cases, n, type_, ref, whole)
+    r = int(np.flatnonzero(ref)[0])
+    ey, var = [math.exp(x) for x in y.tolist()], v.tolist()
+    p0, z0 = _hamling_margins(cases.tolist(), n.tolist(), type_, r, whole)
 
     def loss(par):
-        a, nn = _hamling_counts(par[0], par[1], y, v, type_, ref)
-        p1, z1 = _hamling_margins(a, nn, type_, ref, whole)
+        a, nn = _hamling_counts(float(par[0]), float(par[1]), ey, var, type_, r)
+        p1, z1 = _hamling_margins(a, nn, type_, r, whole)
         return ((p1 - p0) / p0) ** 2 + ((z1 - z0) / z0) ** 2
 
-    par, converged = r_nelder_mead(loss, np.array([cases[ref][0], n[ref][0]]))
+    par, converged = r_nelder_mead(loss, np.array([cases[r], n[r]]))
     if not converged:
         raise PseudoCountError("Hamling's margins: Nelder-Mead did not converge")
-    return _hamling_counts(par[0], par[1], y, v, type_, ref)
+    a, nn = _hamling_counts(float(par[0]), float(par[1]), ey, var, type_, r)
+    return np.array(a), np.array(nn)
 
 
 def r_nelder_mead(fn, start, reltol=R_RELTOL, maxit=500,
                   alpha=1.0, beta=0.5, gamma=2.0):
     """Minimise ``fn`` step for step as R's ``optim(method = "Nelder-Mead")`` (``nmmin`` in R's
     src/appl/optim.c; Nelder & Mead 1965), so the point returned is R's to rounding.
-    Returns (x, converged)."""
+    Returns (x, converged). Plain Python floats: the simplex of a study has two or three points."""
     big = 1.0e35
-    nvar = start.size
+    start = [float(x) for x in start]
+    nvar = len(start)
 
     def f_of(x):
         val = fn(x)
-        return val if np.isfinite(val) else big
+        return val if math.isfinite(val) else big
 
-    simplex = np.tile(np.asarray(start, dtype=float), (nvar + 1, 1))
-    values = np.empty(nvar + 1)
+    simplex = [list(start) for _ in range(nvar + 1)]
+    values = [0.0] * (nvar + 1)
     values[0] = f_of(simplex[0])
     count = 1
     convtol = reltol * (abs(values[0]) + reltol)
-    step = max(0.1 * np.max(np.abs(start)), 0.0) or 0.1
+    step = max(0.1 * max(abs(x) for x in start), 0.0) or 0.1
     size = 0.0
     for j in range(1, nvar + 1):
         trystep = step
-        while simplex[j, j - 1] == start[j - 1]:
-            simplex[j, j - 1] = start[j - 1] + trystep
+        while simplex[j][j - 1] == start[j - 1]:
+            simplex[j][j - 1] = start[j - 1] + trystep
             trystep *= 10
         size += trystep
     oldsize = size
@@ -173,13 +191,13 @@ def r_nelder_mead(fn, start, reltol=R_RELTOL, maxit=500,
                 if values[j] > vh:
                     high, vh = j, values[j]
         if vh <= vl + convtol:
-            return simplex[low].copy(), True
-        centroid = (simplex.sum(axis=0) - simplex[high]) / nvar
-        trial = (1.0 + alpha) * centroid - alpha * simplex[high]
+            return np.array(simplex[low]), True
+        centroid = [(_sum(point[i] for point in simplex) - simplex[high][i]) / nvar for i in range(nvar)]
+        trial = [(1.0 + alpha) * c - alpha * h for c, h in zip(centroid, simplex[high])]
         vr = f_of(trial)
         count += 1
         if vr < vl:
-            expanded = gamma * trial + (1.0 - gamma) * centroid
+            expanded = [gamma * t + (1.0 - gamma) * c for t, c in zip(trial, centroid)]
             fe = f_of(expanded)
             count += 1
             if fe < vr:
@@ -189,7 +207,7 @@ def r_nelder_mead(fn, start, reltol=R_RELTOL, maxit=500,
         else:
             if vr < vh:
                 simplex[high], values[high] = trial, vr
-            contracted = (1.0 - beta) * simplex[high] + beta * centroid
+            contracted = [(1.0 - beta) * h + beta * c for h, c in zip(simplex[high], centroid)]
             fc = f_of(contracted)
             count += 1
             if fc < values[high]:
@@ -199,13 +217,13 @@ def r_nelder_mead(fn, start, reltol=R_RELTOL, maxit=500,
                 size = 0.0
                 for j in range(nvar + 1):
                     if j != low:
-                        simplex[j] = beta * (simplex[j] - simplex[low]) + simplex[low]
-                        size += np.abs(simplex[j] - simplex[low]).sum()
+                        simplex[j] = [beta * (x - lo) + lo for x, lo in zip(simplex[j], simplex[low])]
+                        size += _sum(abs(x - lo) for x, lo in zip(simplex[j], simplex[low]))
                 if size >= oldsize:
-                    return simplex[low].copy(), False
+                    return np.array(simplex[low]), False
                 oldsize = size
         if count > maxit:
-            return simplex[low].copy(), False
+            return np.array(simplex[low]), False
 
 
 def pseudo_counts(y, v, cases, n, type_, ref, method):
