@@ -170,3 +170,31 @@ def test_the_api_reference_builds_offline_with_every_public_name(tmp_path):
         if not name.startswith("__"):
             assert f'id="{name}"' in page, name
     assert "Knapp-Hartung" in page
+
+
+def test_metafor_column_names_and_author_year_labels():
+    """dat.bcg as metafor names it (tpos/tneg/cpos/cneg, or ai/n1i/ci/n2i; author + year) pools as our sheet does,
+    and its moderator column stays usable."""
+    ours = pd.read_csv(BCG)
+    latitude = pd.read_csv(REFERENCE / "metareg" / "bcg.csv")["ablat"]
+    authors = [s.rsplit(" ", 1)[0] for s in ours.study]
+    metafor = pd.DataFrame({"author": authors, "year": ours.year, "tpos": ours.events_treat,
+                            "tneg": ours.n_treat - ours.events_treat, "cpos": ours.events_ctrl,
+                            "cneg": ours.n_ctrl - ours.events_ctrl, "ablat": latitude})
+    cells = pd.DataFrame({"author": authors, "year": ours.year, "ai": ours.events_treat, "n1i": ours.n_treat,
+                          "ci": ours.events_ctrl, "n2i": ours.n_ctrl})
+    expected = meta.pool(BCG, measure="RR").to_dict()
+    for frame in (metafor, cells):
+        result = meta.pool(frame, measure="RR").to_dict()
+        assert result["studies"] == expected["studies"]  # "Author Year", as the sheet labels them
+        assert result["estimate"] == expected["estimate"] and result["tau2"] == expected["tau2"]
+    regression = meta.metareg(metafor, measure="RR", moderators=["ablat"])
+    assert regression.coefficient("ablat").estimate == pytest.approx(
+        meta.metareg(REFERENCE / "metareg" / "bcg.csv", measure="GEN", mods=["ablat"]).coefficient("ablat").estimate,
+        rel=1e-9)
+
+
+def test_repeated_author_year_labels_get_letters():
+    frame = pd.DataFrame({"author": ["Smith", "Smith", "Jones"], "year": [2001, 2001, 2003],
+                          "yi": [0.1, 0.2, 0.3], "vi": [0.01, 0.02, 0.03]})
+    assert meta.pool(frame, measure="GEN").labels == ("Smith 2001a", "Smith 2001b", "Jones 2003")

@@ -54,3 +54,17 @@ def test_unnamed_cohorts_are_flagged_by_validate():
     flagged = [w for w in report.warnings if w.kind == "unnamed-cohort"]
     rows = sheet("risk/risk_cohorts.csv")
     assert len(flagged) == rows["cohort"].str.startswith("not named in repository").sum() > 0
+
+
+def test_more_events_than_people_is_refused(tmp_path):
+    import shutil
+
+    for folder in ("extraction", "analyses"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    path = tmp_path / "extraction" / "risk" / "risk_cohorts.csv"
+    rows = sheet("risk/risk_cohorts.csv")
+    row = rows.index[(rows["n_total"] != "") & (rows["events_total"] != "")][0]
+    rows.loc[row, "events_total"] = str(int(rows.loc[row, "n_total"]) + 1)
+    rows.to_csv(path, index=False)
+    found = [p for p in validate_project(tmp_path).problems if p.column == "events_total" and p.kind != "not-in-quote"]
+    assert [(p.row, p.kind) for p in found] == [(row + 1, "out-of-range")]

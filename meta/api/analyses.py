@@ -50,11 +50,14 @@ def bias(data: Data, *, measure: str, method: str = "REML", ci: str = "knha", le
     return bias_frame(chosen.frame, chosen.name, effect_options, pool_options, allow_mixed)
 
 
-def metareg(data: Data, *, measure: str, mods: Sequence[str], factors: Sequence[str] = (),
+def metareg(data: Data, *, measure: str, mods: Sequence[str] | str | None = None, factors: Sequence[str] = (),
             method: str = "REML", ci: str = "knha", level: float = 0.95, **options) -> MetaRegression:
-    """Meta-regression of ``data``'s effects on the moderator columns ``mods`` (metafor ``rma(mods = )``);
-    ``factors`` are treated as categorical. ``ci``: ``"knha"`` (t and F tests) or ``"z"``. Other
-    arguments as ``meta.pool``; ``to_dict()`` is the ``meta metareg --json`` object."""
+    """Meta-regression of ``data``'s effects on the moderator columns ``mods`` (metafor ``rma(mods = )``;
+    ``moderators=`` is the same argument); ``factors`` are treated as categorical. ``ci``: ``"knha"`` (t and
+    F tests) or ``"z"``. Other arguments as ``meta.pool``; ``to_dict()`` is the ``meta metareg --json`` object."""
+    mods = options.pop("moderators", None) if mods is None else mods
+    if not mods:
+        raise OptionError("name the moderator column(s): mods=['dose']")
     if isinstance(mods, str):
         mods = [mods]
     effect_options, where, allow_mixed, _ = _effect_options(measure, options)

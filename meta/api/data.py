@@ -13,6 +13,7 @@ from typing import Mapping, Union
 import pandas as pd
 
 from meta.errors import MetaError
+from meta.sheets.names import with_metafor_names
 from meta.sheets.selection import Selection, select_rows, sheet_selection
 
 Data = Union[str, Path, pd.DataFrame]
@@ -22,7 +23,7 @@ FRAME_NAME = "<DataFrame>"
 def selection_of(data: Data, where: Mapping[str, object] | None = None) -> Selection:
     """The rows to analyse from a path or a DataFrame, filtered by ``where`` (column -> value(s))."""
     if isinstance(data, pd.DataFrame):
-        frame = as_sheet_cells(data)
+        frame, _ = with_metafor_names(as_sheet_cells(data))
         return Selection(select_rows(frame, FRAME_NAME, where) if where else frame, FRAME_NAME)
     if isinstance(data, (str, Path)):
         return sheet_selection(Path(data), where)

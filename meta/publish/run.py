@@ -165,6 +165,10 @@ def _run_validated(root: Path, date: str, progress: Callable[[str, str], None], 
     for r, files in rendered:
         for path, content in files.items():
             write(path, content)
+        stale = root / OUTPUT / r.spec.name / "sequential.png"
+        if isinstance(r, AnalysisRun) and r.tsa is None and stale.exists():  # a TSA no longer made
+            stale.unlink()
+            written.append(f"removed {stale.relative_to(root)}")
         new_records[r.spec.name] = (dose_run.record(r, studies) if isinstance(r, dose_run.DoseRun)
                                     else _record(r, studies))
         write(OUTPUT / r.spec.name / "analysis.json",
@@ -332,6 +336,10 @@ def _sequential(r: AnalysisRun):
     """Trial sequential analysis of one analysis as its spec's [tsa] table asks (or why not)."""
     from meta.stats.tsa import AnticipatedEffect, trial_sequential_analysis
 
+    designs = set(r.rows.loc[list(r.effects.rows), "design"].dropna()) if "design" in r.rows else set()
+    if designs - {"rct"}:
+        return None, ("not applicable: trial sequential analysis is a method for randomised trials, and this "
+                      f"analysis pools {', '.join(sorted(d.replace('_', ' ') for d in designs - {'rct'}))} studies")
     t = r.spec.tsa
     if "anticipated_rrr" in t:
         anticipated = AnticipatedEffect("binary", float(t["anticipated_rrr"]))

@@ -39,6 +39,7 @@ def build_site(root: Path, records: list[dict], write) -> None:
     write(SITE / "style.css", env.loader.get_source(env, "style.css")[0])
     for name in ("summary.csv", "summary.md"):
         write(SITE / name, (root / OUTPUT / name).read_bytes())
+    copied = set()
     for rec in records:
         plots = {**PLOTS, **({"sequential": ("png",)} if rec.get("tsa") else {})}
         if rec.get("kind") == "dose-response":
@@ -46,7 +47,11 @@ def build_site(root: Path, records: list[dict], write) -> None:
         for plot, formats in plots.items():
             for fmt in formats:
                 source = root / OUTPUT / rec["analysis"] / f"{plot}.{fmt}"
+                copied.add(f"{rec['analysis']}-{plot}.{fmt}")
                 write(SITE / "plots" / f"{rec['analysis']}-{plot}.{fmt}", source.read_bytes())
+    for stale in sorted((root / SITE / "plots").glob("*")):  # plots of analyses or methods no longer published
+        if stale.is_file() and stale.name not in copied:
+            stale.unlink()
 
 
 def parse_changes(text: str) -> list[dict]:

@@ -199,6 +199,11 @@ def check_evidence_sheet(frame: pd.DataFrame, name: str, dictionary: pd.DataFram
             warnings.append(Problem("unchecked", name, number, "checked_by",
                                     "the row has not been checked by a second reader",
                                     "have someone who did not extract it check it against the source"))
+        events, people = pd.to_numeric(row.get("events_total"), errors="coerce"), pd.to_numeric(row.get("n_total"), errors="coerce")
+        if pd.notna(events) and pd.notna(people) and events > people:
+            problems.append(Problem("out-of-range", name, number, "events_total",
+                                    f"events_total ({row['events_total']}) is larger than n_total ({row['n_total']})",
+                                    "check that the number is the cases, not person-years; leave it empty otherwise"))
         if str(row.get("cohort", "")).startswith(UNNAMED_COHORT):
             warnings.append(Problem("unnamed-cohort", name, number, "cohort",
                                     "the cohort is not named, so the check that a cohort enters an analysis "

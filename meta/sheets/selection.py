@@ -14,6 +14,7 @@ import pandas as pd
 
 from meta.errors import MetaError, Problem, SheetError, SpecError
 from meta.sheets.load import load_sheet, rows_matching
+from meta.sheets.names import with_metafor_names
 from meta.sheets.specs import Spec, load_spec
 
 
@@ -56,10 +57,11 @@ def select_rows(frame: pd.DataFrame, name: str, where: Mapping[str, object]) -> 
 
 
 def sheet_selection(path: Path | str, where: Mapping[str, object] | None = None) -> Selection:
-    """A sheet's rows, filtered by ``where`` when given."""
+    """A sheet's rows (metafor's column names read as the sheet's), filtered by ``where`` when given."""
     frame, problems = load_sheet(Path(path))
     if problems:
         raise SheetError(problems)
+    frame, _ = with_metafor_names(frame)
     name = str(path)
     return Selection(select_rows(frame, name, where) if where else frame, name)
 
