@@ -64,3 +64,19 @@ def test_the_published_record_reports_the_guideline_doses():
     assert record["kind"] == "dose-response" and record["measure"] == "RR at 8.75 mMET-h/week"
     assert [p["dose"] for p in record["predictions"]] == [4.375, 8.75, 17.5]
     assert record["curve"]["covariance_used"] in ("hamling-2017", "gl")
+
+
+def test_the_sensitivity_analysis_counts_nih_aarp_once():
+    import json
+
+    record = json.loads((ROOT / "analyses" / "output" / "dose-colon" / "analysis.json").read_text())
+    sensitivity = record["sensitivity"]
+    assert sensitivity["excluded"] == ["arem_ref332"] and sensitivity["k"] == record["result"]["k"] - 1
+    review = meta.Review(ROOT)
+    spec = next(s for s in __import__("meta.sheets.dose_specs", fromlist=["x"]).load_dose_specs(ROOT)
+                if s.name == "dose-colon")
+    refit = review.doseresponse("dose-colon", where={"study_id": sorted(
+        set(meta.read_sheet(spec.sheet).query("outcome_key == 'colon'").study_id) - {"arem_ref332"})})
+    at = refit.curve([8.75]).iloc[0]
+    published = next(p for p in sensitivity["predictions"] if p["dose"] == 8.75)
+    assert at.estimate == pytest.approx(published["estimate"], rel=1e-12)

@@ -32,6 +32,7 @@ class DoseRun:
     input_hash: str
     cached: dict | None = None
     result: DoseFit | None = None
+    sensitivity: DoseFit | None = None
 
     @property
     def changed(self) -> bool:
@@ -70,6 +71,8 @@ def _cached(root: Path, name: str, input_hash: str) -> dict | None:
 def fit(run: DoseRun, root: Path) -> None:
     name = str(run.spec.sheet.relative_to(Path(root).resolve()))
     run.result = fit_dose_frame(run.rows, name, run.spec.options)
+    if run.spec.sensitivity:
+        run.sensitivity = fit_dose_frame(run.spec.sensitivity_rows(run.rows), name, run.spec.options)
 
 
 def render(run: DoseRun) -> dict[Path, bytes]:
@@ -118,6 +121,10 @@ def record(run: DoseRun, studies: dict) -> dict:
                       "notes": ["the GRADE-style rule is for pooled comparisons; a dose-response curve is not rated"]},
         "tsa": None, "tsa_note": "not applicable (cohort data, dose-response)",
         "studies": study_rows, "warnings": list(result.warnings),
+        "sensitivity": None if run.sensitivity is None else {
+            "label": spec.sensitivity["label"], "excluded": list(spec.sensitivity["exclude_study_id"]),
+            "k": run.sensitivity.fit.k,
+            "predictions": run.sensitivity.curve(spec.options.predict or [HEADLINE_DOSE]).to_dict("records")},
     })
 
 

@@ -27,6 +27,8 @@ SUMMARY_COLUMNS = ("Outcome", "Population", "Comparison", "Studies (k)", "Partic
                    "Pooled estimate (95% CI)", "Absolute effect per 1,000 (95% CI)", "Prediction interval",
                    "I\u00b2", "tau\u00b2", "Model",
                    "Certainty (GRADE)", "Sequential monitoring (TSA)", "Last updated", "Change since previous version")
+NUMERIC_COLUMNS = ("measure", "k", "participants", "events", "estimate", "ci_lower", "ci_upper", "pi_lower",
+                   "pi_upper", "i2_percent", "tau2")  # summary.csv: on the natural scale, unformatted
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -211,6 +213,8 @@ class SummaryRow:
     sequential: str
     updated: str
     change: str
+    numbers: tuple = ()  # the NUMERIC_COLUMNS of summary.csv, unformatted
+
 
     def cells(self) -> list[str]:
         return [self.outcome, self.population, self.comparison, self.k, self.participants, self.estimate,
@@ -262,10 +266,17 @@ def summary_markdown(rows: list[SummaryRow], date: str, footnotes: list[str] = (
 def summary_csv(rows: list[SummaryRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("analysis",) + SUMMARY_COLUMNS)
+    writer.writerow(("analysis",) + SUMMARY_COLUMNS + NUMERIC_COLUMNS)
     for r in rows:
-        writer.writerow([safe_csv_cell(c) for c in [r.analysis, *r.cells()]])
+        writer.writerow([safe_csv_cell(c) for c in [r.analysis, *r.cells()]] + [_plain(x) for x in r.numbers])
     return out.getvalue()
+
+
+def _plain(x) -> str:
+    """A number for a spreadsheet: empty when missing, 10 significant digits otherwise."""
+    if x is None or (isinstance(x, float) and x != x):
+        return ""
+    return x if isinstance(x, str) else f"{x:.10g}"
 
 
 def safe_csv_cell(text: str) -> str:
@@ -330,7 +341,9 @@ def summary_row(record: dict, versions: list[Version], certainty: str) -> Summar
                   + f" (baseline: {record['baseline_risk_source']})") if record.get("baseline_risk") else "no baseline risk in the spec",
         prediction=prediction, i2=f"{res['i2']:.0f}%",
         tau2=f"{res['tau2']:.4f}" if res.get("tau2") is not None else "n/a (multivariate)", model=model,
-        certainty=certainty, sequential=_sequential_text(record), updated=v.version_date, change=change)
+        certainty=certainty, sequential=_sequential_text(record), updated=v.version_date, change=change,
+        numbers=(record["measure"], k, part[0], events[0], v.estimate, v.ci_lower, v.ci_upper, v.pi_lower,
+                 v.pi_upper, res["i2"], res.get("tau2")))
 
 
 def _other_doses(record: dict) -> str:

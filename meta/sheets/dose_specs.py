@@ -23,7 +23,8 @@ from meta.stats.pseudocounts import COVARIANCES, TYPES
 TEXT_KEYS = ("title", "outcome", "population", "comparison", "sheet", "rationale")
 SPEC_KEYS = set(TEXT_KEYS) | {"filter", "doseresponse"}
 DOSE_KEYS = {"model", "knots", "covariance", "fallback", "method", "type", "n_column", "round_person_time",
-             "optimum", "predict", "reference", "dose_label", "marks"}
+             "optimum", "predict", "reference", "dose_label", "marks", "sensitivity"}
+SENSITIVITY_KEYS = {"label", "exclude_study_id"}
 CHOICES = {"model": MODELS, "covariance": COVARIANCES, "method": METHODS, "type": TYPES,
            "fallback": ("gl",), "optimum": ("converged", "mvmeta")}
 
@@ -44,6 +45,11 @@ class DoseSpec:
     filters: dict = field(default_factory=dict)
     dose_label: str = "Dose"
     marks: dict = field(default_factory=dict)  # dose -> label drawn on the curve
+    sensitivity: dict | None = None  # {"label": ..., "exclude_study_id": [...]}: the curve re-fitted without them
+
+    def sensitivity_rows(self, chosen: pd.DataFrame) -> pd.DataFrame:
+        """The rows of the sensitivity analysis: the analysis' rows less the studies it leaves out."""
+        return chosen[~chosen["study_id"].isin(self.sensitivity["exclude_study_id"])]
 
     def select(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[rows_matching(frame, self.filters)]
@@ -84,10 +90,15 @@ def load_dose_spec(path: Path, root: Path) -> DoseSpec:
                           predict=tuple(float(d) for d in table.get("predict", [4.375, 8.75, 17.5])),
                           reference=float(table.get("reference", 0.0)))
     marks = {float(k): str(v) for k, v in table.get("marks", {}).items()}
+    sensitivity = table.get("sensitivity")
+    if sensitivity is not None and (not isinstance(sensitivity, dict) or set(sensitivity) != SENSITIVITY_KEYS
+                                    or not isinstance(sensitivity["exclude_study_id"], list)):
+        raise SpecError(f"{where}: [doseresponse.sensitivity] takes label = \"...\" and exclude_study_id = [...]")
     return DoseSpec(name=Path(path).stem, path=Path(path), title=data["title"], outcome=data["outcome"],
                     population=data["population"], comparison=data["comparison"],
                     sheet=inside_project(data["sheet"], root, where), rationale=data["rationale"],
-                    options=options, filters=filters, dose_label=table.get("dose_label", "Dose"), marks=marks)
+                    options=options, filters=filters, dose_label=table.get("dose_label", "Dose"), marks=marks,
+                    sensitivity=sensitivity)
 
 
 def load_dose_specs(root: Path) -> list[DoseSpec]:
