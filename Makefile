@@ -44,6 +44,7 @@ reference:             ## regenerate metafor reference values (needs Rscript wit
 	Rscript reference/make_reference.R
 	Rscript reference/make_bias_reference.R
 	Rscript reference/make_metareg_reference.R
+	Rscript reference/make_smallstudy_reference.R
 	Rscript reference/make_tsa_reference.R   # needs r-cran-rpact
 
 clean:

@@ -34,7 +34,7 @@ CELLS = json.loads((REFERENCE / "metafor_bias_reference.json").read_text())
 DATASETS = sorted(path.stem for path in (REFERENCE / "datasets").glob("*.csv"))
 CASES = list(range(len(REF)))
 JSON_KEYS = {"egger_z", "egger_p", "begg_tau", "begg_p", "trimfill_k0", "trimfill_side", "trimfill_estimate",
-             "leave_one_out", "k", "measure", "method"}
+             "leave_one_out", "k", "measure", "method", "tests", "default_test"}
 
 
 def case_id(i):

@@ -42,6 +42,7 @@ from meta.publish.living import (
 )
 from meta.sheets.evidence import validate_project
 from meta.sheets.load import check_effect_table, load_sheet
+from meta.sheets.analyses import two_by_two
 from meta.sheets.review import load_review
 from meta.publish import dose_run
 from meta.sheets.dose_specs import load_dose_specs
@@ -301,7 +302,8 @@ def _complete(r: AnalysisRun) -> None:
 
     r.subgroups.sort(key=lambda item: item[0])
     r.subgroup_test = _subgroup_test([res for _, res in r.subgroups]) if len(r.subgroups) > 1 else None
-    r.bias = bias_report(r.result, r.spec.pool_options) if r.effects.k >= 2 else None
+    r.bias = (bias_report(r.result, r.spec.pool_options, two_by_two(r.rows, r.spec.effect_options, r.effects))
+              if r.effects.k >= 2 else None)
     r.influence = _influence(r) if r.effects.k >= 3 else ()
     if r.spec.moderators:
         r.metareg, r.metareg_note = _meta_regression(r)

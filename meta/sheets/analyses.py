@@ -19,11 +19,12 @@ from meta.errors import Problem, SheetError
 from meta.sheets.load import check_effect_table
 from meta.sheets.selection import mixed_smd_bases, sheet_selection
 from meta.stats.bias import BiasReport, bias_report
-from meta.stats.effects import EffectError, EffectSizes, compute_effects
+from meta.stats.effects import EffectError, EffectSizes, arm_size, compute_effects, row_groups
 from meta.stats.metareg import MetaRegression, fit_metareg
 from meta.stats.options import EffectOptions, PoolOptions
 from meta.stats.pooling import pool_batch
 from meta.stats.results import PoolResult, result_from_fit
+from meta.stats.smallstudy import TwoByTwo
 
 
 def effect_sizes(frame: pd.DataFrame, name: str, effect_options: EffectOptions,
@@ -67,8 +68,33 @@ def pool_sheet(path: Path, effect_options: EffectOptions, pool_options: PoolOpti
 
 def bias_frame(frame: pd.DataFrame, name: str, effect_options: EffectOptions, pool_options: PoolOptions,
                allow_mixed: bool = False) -> BiasReport:
-    """Pool the rows as ``pool_frame`` does, then run every small-study test and sensitivity analysis."""
-    return bias_report(pool_frame(frame, name, effect_options, pool_options, allow_mixed), pool_options)
+    """Pool the rows as ``pool_frame`` does, then run every small-study test and sensitivity analysis.
+
+    Peters' and Harbord's tests need the 2x2 tables: they are passed on when every pooled row is a
+    binary row of an RR, OR or RD analysis."""
+    result = pool_frame(frame, name, effect_options, pool_options, allow_mixed)
+    effects = effect_sizes(frame, name, effect_options, allow_mixed)
+    typed, _ = check_effect_table(frame, name, effect_options.measure)
+    return bias_report(result, pool_options, two_by_two(typed, effect_options, effects))
+
+
+def two_by_two(typed: pd.DataFrame, effect_options: EffectOptions, effects: EffectSizes) -> TwoByTwo | None:
+    """The 2x2 tables of the pooled rows (``typed``: checked rows), in pooling order, as the effect sizes used
+    them (0.5 added to every cell of a table with a zero cell); None unless every pooled row is binary."""
+    if effect_options.measure not in ("RR", "OR", "RD"):
+        return None
+    rows = typed.loc[list(effects.rows)]
+    if any(groups != ["binary"] for groups in row_groups(rows)):
+        return None
+    tables = []
+    for _, row in rows.iterrows():
+        a, c = float(row["events_treat"]), float(row["events_ctrl"])
+        cells = (a, arm_size(row, "treat") - a, c, arm_size(row, "ctrl") - c)
+        if min(cells) == 0:
+            cells = tuple(x + effect_options.add for x in cells)
+        tables.append(cells)
+    a, b, c, d = np.array(tables, dtype=float).T
+    return TwoByTwo(a, b, c, d)
 
 
 def metareg_frame(frame: pd.DataFrame, name: str, effect_options: EffectOptions, moderators: tuple[str, ...],

@@ -11,6 +11,8 @@
   same regression (Duval & Tweedie 2000, Biometrics 56:455 and JASA 95:89).
 - Leave-one-out as ``leave1out`` and influence diagnostics as ``influence`` (Viechtbauer & Cheung
   2010, Res Synth Methods 1:112).
+- The test family of R meta's ``metabias`` (classical Egger, Thompson-Sharp, Peters, Harbord), from
+  ``meta.stats.smallstudy``, reported next to the two tests above in ``BiasReport.tests``.
 
 The intercept-only models are ``pooling.pool_batch`` fits (all leave-one-out fits in one batch).
 Where metafor stops with an error, these functions raise ``ModelError``; ``bias_report`` turns
@@ -27,11 +29,13 @@ from itertools import accumulate
 
 import numpy as np
 
+from meta.stats import smallstudy
 from meta.stats.distributions import chi2_cdf, norm_sf
 from meta.stats.options import METHOD_NAMES, RATIO_MEASURES, PoolOptions
 from meta.stats.pooling import pool_batch
 from meta.stats.regression import ModelError, fit_regression
 from meta.stats.results import PoolResult, fmt_number, fmt_p, json_value
+from meta.stats.smallstudy import AsymmetryTest, SmallStudyTests, TwoByTwo
 
 _EPS = np.finfo(float).eps
 MIN_STUDIES_FOR_TESTS = 10  # Sterne et al. 2011, BMJ 343:d4002; Cochrane Handbook 5.1, section 10.4.3.1
@@ -126,7 +130,10 @@ class Influence:
 
 @dataclass(frozen=True)
 class BiasReport:
-    """Small-study tests, trim-and-fill and leave-one-out of one analysis (None where not computable)."""
+    """Small-study tests, trim-and-fill and leave-one-out of one analysis (None where not computable).
+
+    ``tests`` holds the six tests of funnel plot asymmetry (R meta's ``metabias`` family) for k >= 3.
+    """
 
     k: int
     measure: str
@@ -137,9 +144,14 @@ class BiasReport:
     trimfill: TrimFill | None
     leave_one_out: tuple[LeaveOneOut, ...]
     warnings: tuple[str, ...]
+    tests: SmallStudyTests | None = None
 
     def to_dict(self) -> dict:
-        """The ``meta bias --json`` object; ``warnings`` appears when there is one (always for k < 10)."""
+        """The ``meta bias --json`` object; ``warnings`` appears when there is one (always for k < 10).
+
+        ``tests`` is ``{egger, egger_rma, thompson_sharp, peters, harbord, begg}``, each
+        ``{statistic, df, p}`` or null, and ``default_test`` the name of the one R meta's ``metabias``
+        uses for this measure."""
         egger, begg, tf = self.egger, self.begg, self.trimfill
         out = {
             "k": self.k,
@@ -154,6 +166,9 @@ class BiasReport:
             "trimfill_estimate": json_value(tf.estimate) if tf else None,
             "leave_one_out": [row.to_dict() for row in self.leave_one_out],
         }
+        if self.tests is not None:
+            out["tests"] = self.tests.to_dict()
+            out["default_test"] = self.tests.default_test
         if self.warnings:
             out["warnings"] = list(self.warnings)
         return out
@@ -366,8 +381,12 @@ def _arrays(yi, vi):
 # --- one analysis ---------------------------------------------------------------------------------
 
 
-def bias_report(result: PoolResult, options: PoolOptions) -> BiasReport:
-    """Every test of a pooled analysis; a test metafor cannot compute is None, with a warning."""
+def bias_report(result: PoolResult, options: PoolOptions, cells: TwoByTwo | None = None) -> BiasReport:
+    """Every test of a pooled analysis; a test metafor cannot compute is None, with a warning.
+
+    ``cells`` are the studies' 2x2 tables in the order of ``result.yi`` (None unless every study is a
+    2x2 table): Peters' and Harbord's tests need them and are None without them.
+    """
     yi, vi = np.array(result.yi), np.array(result.vi)
     warnings = list(result.warnings)
     if result.k < MIN_STUDIES_FOR_TESTS:
@@ -385,8 +404,25 @@ def bias_report(result: PoolResult, options: PoolOptions) -> BiasReport:
     begg = attempt("Begg's test", lambda: rank_test(yi, vi))
     trimfill = attempt("trim-and-fill", lambda: trim_and_fill(yi, vi, options))
     loo = attempt("leave-one-out", lambda: leave_one_out(result.labels, yi, vi, options)) or ()
+    tests = _test_family(result.measure, yi, vi, options, cells, egger, begg, attempt)
     return BiasReport(result.k, result.measure, options.method, options.ci, egger, begg, trimfill,
-                      loo, tuple(warnings))
+                      loo, tuple(warnings), tests)
+
+
+def _test_family(measure, yi, vi, options, cells, egger, begg, attempt) -> SmallStudyTests:
+    """The six tests of ``BiasReport.tests``; all None below 3 studies (metabias tests nothing there)."""
+    binary = cells is not None
+    default = smallstudy.default_test(measure, binary)
+    if yi.size < smallstudy.MIN_STUDIES:
+        return SmallStudyTests(None, None, None, None, None, None, default)
+    return SmallStudyTests(
+        egger=attempt("Egger's classical test", lambda: smallstudy.egger_test(yi, vi)),
+        egger_rma=AsymmetryTest(egger.statistic, egger.df, egger.p) if egger else None,
+        thompson_sharp=attempt("Thompson-Sharp test", lambda: smallstudy.thompson_sharp_test(yi, vi, options)),
+        peters=attempt("Peters' test", lambda: smallstudy.peters_test(yi, cells)) if binary else None,
+        harbord=attempt("Harbord's test", lambda: smallstudy.harbord_test(cells, measure)) if binary else None,
+        begg=AsymmetryTest(begg.tau, None, begg.p) if begg else None,
+        default_test=default)
 
 
 def render_bias_text(report: BiasReport) -> str:
@@ -421,10 +457,26 @@ def _test_lines(r: BiasReport) -> list[str]:
     if r.begg:
         kind = "exact" if r.begg.exact else "normal approximation: ties"
         lines.append(f"Begg's rank correlation test: Kendall's tau = {fmt_number(r.begg.tau)}, p = {fmt_p(r.begg.p)} ({kind})")
+    lines += _family_lines(r.tests)
     if r.trimfill:
         tf = r.trimfill
         lines.append(f"Trim-and-fill (L0): {tf.k0} {'study' if tf.k0 == 1 else 'studies'} imputed on the {tf.side}; "
                      f"estimate with them {fmt_number(tf.estimate)}{_natural(r, tf.estimate)}")
+    return lines
+
+
+def _family_lines(tests: SmallStudyTests | None) -> list[str]:
+    """The regression tests of R meta's metabias, one line each; the one metabias uses by default marked."""
+    if tests is None:
+        return []
+    labels = {"egger": "Egger (classical, weighted least squares)", "thompson_sharp": "Thompson-Sharp",
+              "peters": "Peters", "harbord": "Harbord"}
+    lines = ["Regression tests as R meta's metabias (t on k - 2 df):"]
+    for name, label in labels.items():
+        test = getattr(tests, name)
+        if test is not None:
+            default = "  [metabias default]" if name == tests.default_test else ""
+            lines.append(f"  {label}: t = {test.statistic:.4f}, p = {fmt_p(test.p)}{default}")
     return lines
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -35,8 +36,9 @@ MIN_STUDIES = 3  # metabias tests nothing below 3 studies (its ``k < 3`` rule)
 
 
 @dataclass(frozen=True)
-class SlopeTest:
-    """A test of funnel plot asymmetry: ``statistic`` (t, or Kendall's tau for Begg), ``df``, ``p``."""
+class AsymmetryTest:
+    """A test of funnel plot asymmetry: ``statistic`` (t or z; Kendall's tau for Begg), ``df`` (None
+    for a z test or Begg's), two-sided ``p``."""
 
     statistic: float
     df: int | None
@@ -66,7 +68,7 @@ def default_test(measure: str, binary: bool) -> str:
 # --- the regressions ------------------------------------------------------------------------------
 
 
-def weighted_slope_test(y, x, w) -> SlopeTest:
+def weighted_slope_test(y, x, w) -> AsymmetryTest:
     """t test of the slope of the weighted least-squares line y = b0 + b1 x (weights w), as R's
     ``lm(y ~ x, weights = w)``: the residual variance scales the covariance; df = k - 2."""
     y, x, w = (np.asarray(v, dtype=float) for v in (y, x, w))
@@ -83,13 +85,13 @@ def weighted_slope_test(y, x, w) -> SlopeTest:
     return _t_result(beta[1] / se_slope, k - 2)
 
 
-def egger_test(yi, vi) -> SlopeTest:
+def egger_test(yi, vi) -> AsymmetryTest:
     """Egger's classical test: yi on sqrt(vi), weights 1/vi (``metabias(method.bias = "Egger")``)."""
     vi = np.asarray(vi, dtype=float)
     return weighted_slope_test(yi, np.sqrt(vi), 1.0 / vi)
 
 
-def thompson_sharp_test(yi, vi, options: PoolOptions) -> SlopeTest:
+def thompson_sharp_test(yi, vi, options: PoolOptions) -> AsymmetryTest:
     """Thompson & Sharp's test: the meta-regression of yi on sqrt(vi) with the analysis' tau^2
     estimator; the slope's Wald statistic on a t distribution with k - 2 df
     (``metabias(method.bias = "Thompson")``)."""
@@ -103,7 +105,7 @@ def thompson_sharp_test(yi, vi, options: PoolOptions) -> SlopeTest:
     return _t_result(fit.zval[1], yi.size - 2)
 
 
-def harbord_test(cells: TwoByTwo, measure: str) -> SlopeTest:
+def harbord_test(cells: TwoByTwo, measure: str) -> AsymmetryTest:
     """Harbord's score test: Z/V on 1/sqrt(V), weights V (``metabias(method.bias = "Harbord")``).
 
     Odds ratio (Harbord et al. 2006): Z = a - (a + c) n1 / N, V = n1 n2 (a + c)(b + d) / (N^2 (N - 1)).
@@ -122,15 +124,15 @@ def harbord_test(cells: TwoByTwo, measure: str) -> SlopeTest:
     return weighted_slope_test(score / variance, 1.0 / np.sqrt(variance), variance)
 
 
-def peters_test(yi, cells: TwoByTwo) -> SlopeTest:
+def peters_test(yi, cells: TwoByTwo) -> AsymmetryTest:
     """Peters' test: yi on 1/N, weights 1 / (1/(a + c) + 1/(b + d)) (``metabias(method.bias = "Peters")``)."""
     a, b, c, d = cells.a, cells.b, cells.c, cells.d
     variance = 1.0 / (a + c) + 1.0 / (b + d)
     return weighted_slope_test(yi, 1.0 / (a + b + c + d), 1.0 / variance)
 
 
-def _t_result(statistic: float, df: int) -> SlopeTest:
-    return SlopeTest(float(statistic), int(df), float(2 * t_sf(abs(statistic), df)))
+def _t_result(statistic: float, df: int) -> AsymmetryTest:
+    return AsymmetryTest(float(statistic), int(df), float(2 * t_sf(abs(statistic), df)))
 
 
 # --- all tests of one analysis --------------------------------------------------------------------
@@ -141,15 +143,15 @@ class SmallStudyTests:
     """The six tests of ``meta bias --json`` (None where a test does not apply or cannot be computed)
     and the name of the one ``metabias`` uses by default."""
 
-    egger: SlopeTest | None
-    egger_rma: SlopeTest | None
-    thompson_sharp: SlopeTest | None
-    peters: SlopeTest | None
-    harbord: SlopeTest | None
-    begg: SlopeTest | None
+    egger: AsymmetryTest | None
+    egger_rma: AsymmetryTest | None
+    thompson_sharp: AsymmetryTest | None
+    peters: AsymmetryTest | None
+    harbord: AsymmetryTest | None
+    begg: AsymmetryTest | None
     default_test: str
 
-    NAMES = ("egger", "egger_rma", "thompson_sharp", "peters", "harbord", "begg")
+    NAMES: ClassVar[tuple[str, ...]] = ("egger", "egger_rma", "thompson_sharp", "peters", "harbord", "begg")
 
     def to_dict(self) -> dict:
         """``{name: {statistic, df, p} or None}`` for the six tests."""
