@@ -34,7 +34,7 @@ assert result.to_dict()["k"] == 13
 
 # 4. The forest plot (a matplotlib Figure; PNG or SVG by the file's suffix).
 figure = result.forest("docs/examples/bcg-forest.png", title="BCG vaccine and tuberculosis",
-                       favours=("favours vaccine", "favours control"))
+                       favours=("vaccine", "control"))
 
 # 5. Small-study tests and meta-regression on absolute latitude (a column of the sheet).
 report = meta.bias(bcg, measure="RR")

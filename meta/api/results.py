@@ -21,16 +21,22 @@ class PoolResult(core.PoolResult):
     def from_core(cls, result: core.PoolResult) -> "PoolResult":
         return cls(**{f.name: getattr(result, f.name) for f in fields(result)})
 
-    def forest(self, path: str | Path | None = None, *, title: str = "",
-               favours: tuple[str, str] = ("favours treatment", "favours control")):
-        """The forest plot as a matplotlib Figure; with ``path``, also written as PNG or SVG (by suffix)."""
+    def forest(self, path: str | Path | None = None, **style):
+        """The forest plot as a matplotlib Figure; with ``path``, also written as PNG or SVG (by suffix).
+
+        Style: ``title`` (default "<measure>, <method>") and ``favours`` (the labels left and right of the
+        null line, default ("treatment", "control"))."""
+        from meta.errors import OptionError
         from meta.publish.plots import ForestData, figure_bytes, forest_plot
 
-        figure = forest_plot(ForestData(title or f"{self.measure}, {self.method}", self, tuple(favours)))
+        unknown = sorted(set(style) - {"title", "favours"})
+        if unknown:
+            raise OptionError(f"forest() takes the style keywords title and favours; got {', '.join(unknown)}")
+        title = style.get("title") or f"{self.measure}, {self.method}"
+        figure = forest_plot(ForestData(title, self, tuple(style.get("favours", ("treatment", "control")))))
         if path is not None:
             fmt = Path(path).suffix.lower().lstrip(".")
             if fmt not in ("png", "svg"):
-                from meta.errors import OptionError
                 raise OptionError(f"forest() writes .png or .svg files; got {str(path)!r}")
             write_if_changed(Path(path), figure_bytes(figure, formats=(fmt,))[fmt])
         return figure
