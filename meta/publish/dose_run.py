@@ -13,11 +13,9 @@ import numpy as np
 import pandas as pd
 
 from meta._version import __version__
-from meta.errors import SheetError
-from meta.publish.living import OUTPUT, filled
+from meta.publish.living import OUTPUT, selected_rows
 from meta.sheets.dose_specs import DoseSpec
 from meta.sheets.doses import DoseFit, finite, fit_dose_frame
-from meta.sheets.load import load_sheet
 
 CURVE_FORMATS = ("png", "svg")
 HEADLINE_DOSE = 8.75  # mMET-h/week: 150 min/week of moderate activity (Garcia et al. 2023)
@@ -40,18 +38,7 @@ class DoseRun:
 
 
 def prepare(root: Path, spec: DoseSpec, studies: dict, force: bool, sheets: dict) -> DoseRun:
-    if spec.sheet not in sheets:
-        frame, problems = load_sheet(spec.sheet)
-        if problems:
-            raise SheetError(problems)
-        sheets[spec.sheet] = frame
-    chosen = spec.select(sheets[spec.sheet])
-    digest = hashlib.sha256()
-    digest.update(spec.path.read_bytes())
-    digest.update(chosen.to_csv(lineterminator="\n").encode())
-    for study_id in sorted(set(chosen.get("study_id", pd.Series(dtype=str)).dropna())):
-        digest.update(json.dumps(filled(studies.get(study_id, {})), sort_keys=True).encode())
-    input_hash = digest.hexdigest()
+    chosen, input_hash = selected_rows(spec, studies, sheets)
     cached = None if force else _cached(root, spec.name, input_hash)
     return DoseRun(spec, chosen, input_hash, cached)
 

@@ -10,13 +10,19 @@ the latest version of every analysis.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
+import json
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import pandas as pd
+
+from meta.errors import SheetError
 from meta.sheets.evidence import STUDY_COLUMNS
+from meta.sheets.load import load_sheet
 from meta.sheets.review import ReviewDescription
 
 OUTPUT = Path("analyses") / "output"
@@ -73,6 +79,23 @@ def filled(study: dict) -> dict:
     """What an analysis' input hash covers of a publication's row of studies.csv: its described fields
     (``STUDY_COLUMNS``), so the identification's quote and checker, kept beside them, change no result."""
     return {key: study.get(key, "") for key in STUDY_COLUMNS}
+
+
+def selected_rows(spec, studies: dict, sheets: dict) -> tuple[pd.DataFrame, str]:
+    """The rows a spec selects (its sheet read once per run: ``sheets`` caches them) and the hash of its
+    inputs: the spec file, the rows, and the described fields of their publications."""
+    if spec.sheet not in sheets:
+        frame, problems = load_sheet(spec.sheet)
+        if problems:
+            raise SheetError(problems)
+        sheets[spec.sheet] = frame
+    chosen = spec.select(sheets[spec.sheet])
+    digest = hashlib.sha256()
+    digest.update(spec.path.read_bytes())
+    digest.update(chosen.to_csv(lineterminator="\n").encode())
+    for study_id in sorted(set(chosen.get("study_id", pd.Series(dtype=str)).dropna())):
+        digest.update(json.dumps(filled(studies.get(study_id, {})), sort_keys=True).encode())
+    return chosen, digest.hexdigest()
 
 
 def stored(x: float) -> float:

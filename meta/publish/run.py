@@ -24,8 +24,8 @@ import pandas as pd
 
 from meta._version import __version__
 from meta.errors import MetaError, SheetError
+from meta.publish import dose_run
 from meta.publish.living import (
-    filled,
     OUTPUT,
     PLOTS,
     Version,
@@ -34,18 +34,18 @@ from meta.publish.living import (
     history_text,
     latest,
     read_history,
+    selected_rows,
     stored,
     summary_csv,
     summary_markdown,
     summary_rows,
     update_history,
 )
+from meta.sheets.analyses import two_by_two
+from meta.sheets.dose_specs import load_dose_specs
 from meta.sheets.evidence import validate_project
 from meta.sheets.load import check_effect_table, load_sheet
-from meta.sheets.analyses import two_by_two
 from meta.sheets.review import load_review
-from meta.publish import dose_run
-from meta.sheets.dose_specs import load_dose_specs
 from meta.sheets.specs import Spec, load_specs
 from meta.stats.certainty import rate
 from meta.stats.distributions import chi2_sf, norm_isf
@@ -205,19 +205,7 @@ def _prepare(root: Path, spec: Spec, studies: dict, force: bool, sheets: dict) -
 
     ``sheets`` holds the sheets already read in this run, so specs sharing a sheet read it once.
     """
-    if spec.sheet not in sheets:
-        frame, problems = load_sheet(spec.sheet)
-        if problems:
-            raise SheetError(problems)
-        sheets[spec.sheet] = frame
-    frame = sheets[spec.sheet]
-    chosen = spec.select(frame)
-    digest = hashlib.sha256()
-    digest.update(spec.path.read_bytes())
-    digest.update(chosen.to_csv(lineterminator="\n").encode())
-    for study_id in sorted(set(chosen.get("study_id", pd.Series(dtype=str)).dropna())):
-        digest.update(json.dumps(filled(studies.get(study_id, {})), sort_keys=True).encode())
-    input_hash = digest.hexdigest()
+    chosen, input_hash = selected_rows(spec, studies, sheets)
     cached = None if force else _cached(root, spec.name, input_hash)
     if cached is not None:
         return AnalysisRun(spec, chosen, None, input_hash, cached)
