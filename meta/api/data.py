@@ -20,13 +20,16 @@ Data = Union[str, Path, pd.DataFrame]
 FRAME_NAME = "<DataFrame>"
 
 
-def selection_of(data: Data, where: Mapping[str, object] | None = None) -> Selection:
-    """The rows to analyse from a path or a DataFrame, filtered by ``where`` (column -> value(s))."""
+def selection_of(data: Data, where: Mapping[str, object] | None = None, metafor_names: bool = True) -> Selection:
+    """The rows to analyse from a path or a DataFrame, filtered by ``where`` (column -> value(s)); metafor's
+    column names are read as the sheet's unless ``metafor_names=False`` (dose-level sheets)."""
     if isinstance(data, pd.DataFrame):
-        frame, _ = with_metafor_names(as_sheet_cells(data))
+        frame = as_sheet_cells(data)
+        if metafor_names:
+            frame, _ = with_metafor_names(frame)
         return Selection(select_rows(frame, FRAME_NAME, where) if where else frame, FRAME_NAME)
     if isinstance(data, (str, Path)):
-        return sheet_selection(Path(data), where)
+        return sheet_selection(Path(data), where, metafor_names)
     raise MetaError(f"data must be a pandas DataFrame or the path of a CSV sheet; got {type(data).__name__}")
 
 

@@ -107,7 +107,7 @@ def doseresponse(data: Data, *, model: str = "rcs", knots=None, covariance: str 
     options = DoseOptions(model=model, knots=_knots(knots), covariance=covariance, fallback=fallback, method=method,
                           type=type, n_column=n_column, round_person_time=round_person_time, optimum=optimum,
                           predict=tuple(float(d) for d in predict), reference=float(reference))
-    chosen = selection_of(data, where)
+    chosen = selection_of(data, where, metafor_names=False)
     return DoseResponseResult(fit_dose_frame(chosen.frame, chosen.name, options))
 
 

@@ -114,7 +114,7 @@ class Review:
         if "knots" in overrides:
             overrides["knots"] = _knots(overrides["knots"])
         options = replace(chosen.options, **{k: v for k, v in overrides.items() if v is not None})
-        selection = sheet_selection(chosen.sheet, dict(chosen.filters) | dict(where or {}))
+        selection = sheet_selection(chosen.sheet, dict(chosen.filters) | dict(where or {}), metafor_names=False)
         return DoseResponseResult(fit_dose_frame(selection.frame, selection.name, options), chosen.title)
 
     def _analysis(self, spec: str, overrides: dict) -> tuple[Selection, EffectOptions, PoolOptions, bool]:

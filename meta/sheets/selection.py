@@ -56,12 +56,15 @@ def select_rows(frame: pd.DataFrame, name: str, where: Mapping[str, object]) -> 
     return frame[keep]
 
 
-def sheet_selection(path: Path | str, where: Mapping[str, object] | None = None) -> Selection:
-    """A sheet's rows (metafor's column names read as the sheet's), filtered by ``where`` when given."""
+def sheet_selection(path: Path | str, where: Mapping[str, object] | None = None,
+                    metafor_names: bool = True) -> Selection:
+    """A sheet's rows, filtered by ``where`` when given; with ``metafor_names`` (a sheet of study results,
+    not of dose levels) metafor's column names are read as the sheet's."""
     frame, problems = load_sheet(Path(path))
     if problems:
         raise SheetError(problems)
-    frame, _ = with_metafor_names(frame)
+    if metafor_names:
+        frame, _ = with_metafor_names(frame)
     name = str(path)
     return Selection(select_rows(frame, name, where) if where else frame, name)
 
