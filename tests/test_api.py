@@ -198,3 +198,14 @@ def test_repeated_author_year_labels_get_letters():
     frame = pd.DataFrame({"author": ["Smith", "Smith", "Jones"], "year": [2001, 2001, 2003],
                           "yi": [0.1, 0.2, 0.3], "vi": [0.01, 0.02, 0.03]})
     assert meta.pool(frame, measure="GEN").labels == ("Smith 2001a", "Smith 2001b", "Jones 2003")
+
+
+def test_plot_texts_say_p_below_and_never_minus_zero():
+    from dataclasses import replace
+
+    from meta.publish.plots import fmt_ci, heterogeneity_text
+
+    result = meta.pool(BCG, measure="RR")  # Q = 152.2 on 12 df: p far below 0.001
+    assert heterogeneity_text(result).endswith("p < 0.001")
+    difference = replace(meta.pool(REFERENCE / "datasets" / "normand_md.csv", measure="MD"), measure="MD")
+    assert fmt_ci(difference, -0.4, -0.79, -0.004) == "-0.40 [-0.79, 0.00]"

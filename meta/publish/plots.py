@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
 
 from meta.stats.distributions import norm_isf  # noqa: E402
-from meta.stats.results import PoolResult, SubgroupTest  # noqa: E402
+from meta.stats.results import PoolResult, SubgroupTest, two  # noqa: E402
 
 STYLE = {
     "font.family": "DejaVu Sans",
@@ -66,18 +66,19 @@ class ForestData:
 
 def fmt_ci(result: PoolResult, est: float, lo: float, hi: float) -> str:
     b = result.back
-    return f"{b(est):.2f} [{b(lo):.2f}, {b(hi):.2f}]"
+    return f"{two(b(est))} [{two(b(lo))}, {two(b(hi))}]"
 
 
 def heterogeneity_text(r: PoolResult) -> str:
     if r.k < 2:
         return "Heterogeneity: not applicable (k = 1)"
     return (f"Heterogeneity: tau\u00b2 = {r.tau2:.3f}; I\u00b2 = {r.i2:.0f}%; "
-            f"Q = {r.q:.2f}, df = {r.k - 1}, p = {_p(r.q_p)}")
+            f"Q = {r.q:.2f}, df = {r.k - 1}, {_p(r.q_p)}")
 
 
 def _p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    """'p < 0.001' or 'p = 0.123'."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def forest_plot(data: ForestData) -> plt.Figure:
@@ -120,7 +121,7 @@ def forest_plot(data: ForestData) -> plt.Figure:
                             solid_capstyle="butt")
                     xs += [res.back(res.pi_lower), res.back(res.pi_upper)]
                     _texts(ax, ymax_text, y, "Prediction interval", "",
-                           f"[{res.back(res.pi_lower):.2f}, {res.back(res.pi_upper):.2f}]")
+                           f"[{two(res.back(res.pi_lower))}, {two(res.back(res.pi_upper))}]")
             elif kind == "note":
                 ax.text(-0.9, y, payload, transform=ymax_text, ha="left", va="center", fontsize=8, style="italic")
         _axes(ax, r, xs, data.favours)
@@ -153,7 +154,7 @@ def _layout(data: ForestData) -> list[tuple[str, object]]:
     rows.append(("note", heterogeneity_text(r)))
     if data.subgroup_test is not None:
         t = data.subgroup_test
-        rows.append(("note", f"Test for subgroup differences: Q = {t.q:.2f}, df = {t.df}, p = {_p(t.p)}"))
+        rows.append(("note", f"Test for subgroup differences: Q = {t.q:.2f}, df = {t.df}, {_p(t.p)}"))
     return rows
 
 

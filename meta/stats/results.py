@@ -144,8 +144,8 @@ class PoolResult:
 
     def headline(self) -> str:
         """'RR 0.49 [0.34, 0.70]': the estimate and CI on the natural scale, two decimals."""
-        return (f"{self.measure} {_two(self.back(self.estimate))} "
-                f"[{_two(self.back(self.ci_lower))}, {_two(self.back(self.ci_upper))}]")
+        return (f"{self.measure} {two(self.back(self.estimate))} "
+                f"[{two(self.back(self.ci_lower))}, {two(self.back(self.ci_upper))}]")
 
     def __repr__(self) -> str:
         model = "FE" if self.method == "FE" else self.method + ("+KH" if self.ci_method == "knha" else "")
@@ -157,11 +157,11 @@ class PoolResult:
         level = f"{self.provenance.level:g}%" if self.provenance else "95%"
         rows = [("Studies (k)", str(self.k)), ("Model", METHOD_NAMES.get(self.method, self.method)
                                                     + (", Knapp-Hartung" if self.ci_method == "knha" else "")),
-                (self.measure, _two(self.back(self.estimate))),
-                (f"{level} CI", f"{_two(self.back(self.ci_lower))} to {_two(self.back(self.ci_upper))}"),
+                (self.measure, two(self.back(self.estimate))),
+                (f"{level} CI", f"{two(self.back(self.ci_lower))} to {two(self.back(self.ci_upper))}"),
                 ("p", fmt_p(self.p))]
         if self.method != "FE" and self.k > 1:
-            rows += [("Prediction interval", f"{_two(self.back(self.pi_lower))} to {_two(self.back(self.pi_upper))}"),
+            rows += [("Prediction interval", f"{two(self.back(self.pi_lower))} to {two(self.back(self.pi_upper))}"),
                      ("tau\u00b2", fmt_number(self.tau2)), ("I\u00b2", f"{self.i2:.1f}%"),
                      ("Q (p)", f"{self.q:.2f} ({fmt_p(self.q_p)})")]
         body = "".join(f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>" for a, b in rows)
@@ -171,7 +171,7 @@ class PoolResult:
 EXP_FIELDS = ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper")
 
 
-def _two(x: float) -> str:
+def two(x: float) -> str:
     """Two decimals, never '-0.00'; NA for a missing value."""
     if x != x:
         return "NA"
