@@ -235,9 +235,9 @@ def test_failing_study_is_named_and_fallback_refits_with_gl():
     d.loc[d.id == "atm", "peryears"] /= 1000
     args = (d.id, d.dose, d.logrr, d.se, d.cases, d.peryears, d.type)
     with pytest.raises(DoseResponseError) as err:
-        fit_doseresponse(*args, model="linear")
+        fit_doseresponse(*args, model="linear", covariance="hamling")
     assert err.value.study == "atm"
-    fit = fit_doseresponse(*args, model="linear", fallback="gl")
+    fit = fit_doseresponse(*args, model="linear", covariance="hamling", fallback="gl")
     assert fit.covariance == "hamling" and fit.covariance_used == "gl"
     assert fit.to_dict()["covariance_used"] == "gl"
 

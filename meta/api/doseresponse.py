@@ -89,7 +89,7 @@ class DoseResponseResult:
         return f"DoseResponseResult({self.fit.model}, k={self.fit.k}{point})"
 
 
-def doseresponse(data: Data, *, model: str = "rcs", knots=None, covariance: str = "hamling",
+def doseresponse(data: Data, *, model: str = "rcs", knots=None, covariance: str = "gl",
                  fallback: str | None = None, method: str = "REML", type: str | None = None,
                  n_column: str | None = None, predict: Sequence[float] = (), reference: float = 0.0,
                  where: Mapping[str, object] | None = None, round_person_time: bool = False,

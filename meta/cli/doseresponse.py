@@ -38,7 +38,7 @@ def _numbers(text: str | None, what: str) -> tuple[float, ...] | None:
               help="linear, quadratic, or rcs (restricted cubic spline, as rms::rcs).")
 @click.option("--knots", metavar="K1,K2,...|person-time",
               help="Spline knots (doses), or person-time (Garcia 2023's rule); default 10/50/90% dose quantiles.")
-@click.option("--covariance", default="hamling", show_default=True, type=click.Choice(COVARIANCES),
+@click.option("--covariance", default="gl", show_default=True, type=click.Choice(COVARIANCES),
               help="Within-study covariance from pseudo-counts: gl (Greenland-Longnecker), hamling "
                    "(dosresmeta 2.1), hamling-2017 (dosresmeta 2.0.1), or independent.")
 @click.option("--fallback", type=click.Choice(["gl"]), help="Re-fit with gl when a study's pseudo-counts fail.")

@@ -83,7 +83,7 @@ def load_dose_spec(path: Path, root: Path) -> DoseSpec:
         raise SpecError(f"{where}: [filter] must be a table of column = value(s)")
     options = DoseOptions(model=table.get("model", "rcs"),
                           knots=tuple(knots) if isinstance(knots, list) else knots,
-                          covariance=table.get("covariance", "hamling"), fallback=table.get("fallback"),
+                          covariance=table.get("covariance", "gl"), fallback=table.get("fallback"),
                           method=table.get("method", "REML"), type=table.get("type"),
                           n_column=table.get("n_column"), round_person_time=bool(table.get("round_person_time")),
                           optimum=table.get("optimum", "converged"),

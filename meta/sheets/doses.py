@@ -189,7 +189,7 @@ class DoseOptions:
 
     model: str = "rcs"
     knots: object = None
-    covariance: str = "hamling"
+    covariance: str = "gl"
     fallback: str | None = None
     method: str = "REML"
     type: str | None = None

@@ -71,7 +71,7 @@ def _is_referent(se):
 
 
 def check_dose_arrays(study, dose, logrr, se, cases=None, n=None, type=None, *,
-                      covariance="hamling", model="rcs", knots=None, lenient=False):
+                      covariance="gl", model="rcs", knots=None, lenient=False):
     """Every problem of the input arrays, as a list of (study, row_index, column, message, fix).
 
     Checks: one referent row per study (se missing, logrr 0), positive se elsewhere, no duplicate
@@ -294,7 +294,7 @@ def _plain(x):
 
 
 def fit_doseresponse(study, dose, logrr, se, cases=None, n=None, type=None, *, model="rcs",
-                     knots=None, covariance="hamling", method="REML", fallback=None, predict=None,
+                     knots=None, covariance="gl", method="REML", fallback=None, predict=None,
                      reference=0.0, proc="auto", lenient=False, optimum="converged"):
     """Fit a dose-response meta-analysis (dosresmeta ``dosresmeta(logrr ~ f(dose), ...)``).
 
