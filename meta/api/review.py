@@ -12,10 +12,10 @@ from meta.api.results import PoolResult
 from meta.errors import OptionError, SpecError
 from meta.sheets.analyses import bias_frame, metareg_frame, pool_frame
 from meta.sheets.evidence import Report, validate_project
-from meta.sheets.dose_specs import load_dose_specs
+from meta.sheets.dose_specs import load_dose_spec, load_dose_specs
 from meta.sheets.doses import DoseOptions
 from meta.sheets.selection import Selection, sheet_selection, spec_selection
-from meta.sheets.specs import Spec, load_specs
+from meta.sheets.specs import Spec, has_table, load_specs
 from meta.stats.bias import BiasReport
 from meta.stats.metareg import MetaRegression
 from meta.stats.options import EffectOptions, PoolOptions
@@ -104,10 +104,11 @@ class Review:
         from meta.api.doseresponse import DoseResponseResult, _knots
         from meta.sheets.doses import fit_dose_frame
 
-        found = {s.name: s for s in load_dose_specs(self.root)}
-        if spec not in found:
-            raise SpecError(f"no dose-response spec analyses/{spec}.toml; known: {', '.join(sorted(found)) or 'none'}")
-        chosen = found[spec]
+        path = self.root / "analyses" / f"{spec}.toml"
+        if not (path.is_file() and has_table(path, "doseresponse")):
+            known = sorted(s.name for s in load_dose_specs(self.root))
+            raise SpecError(f"no dose-response spec analyses/{spec}.toml; known: {', '.join(known) or 'none'}")
+        chosen = load_dose_spec(path, self.root)
         unknown = sorted(set(overrides) - set(DoseOptions.__dataclass_fields__))
         if unknown:
             raise OptionError(f"unknown option(s) {', '.join(unknown)}")

@@ -49,7 +49,11 @@ def effect_sizes(frame: pd.DataFrame, name: str, effect_options: EffectOptions,
 def pool_frame(frame: pd.DataFrame, name: str, effect_options: EffectOptions, pool_options: PoolOptions,
                allow_mixed: bool = False) -> PoolResult:
     """Pool the rows of an already loaded sheet."""
-    effects = effect_sizes(frame, name, effect_options, allow_mixed)
+    return pool_effects(effect_sizes(frame, name, effect_options, allow_mixed), pool_options)
+
+
+def pool_effects(effects: EffectSizes, pool_options: PoolOptions) -> PoolResult:
+    """Pool effect sizes already computed (one analysis: a batch of one)."""
     warnings = ()
     if effects.k == 1:
         warnings = ("k = 1: the pooled result is the single study itself; there is no "
@@ -72,8 +76,8 @@ def bias_frame(frame: pd.DataFrame, name: str, effect_options: EffectOptions, po
 
     Peters' and Harbord's tests need the 2x2 tables: they are passed on when every pooled row is a
     binary row of an RR, OR or RD analysis."""
-    result = pool_frame(frame, name, effect_options, pool_options, allow_mixed)
     effects = effect_sizes(frame, name, effect_options, allow_mixed)
+    result = pool_effects(effects, pool_options)
     typed, _ = check_effect_table(frame, name, effect_options.measure)
     return bias_report(result, pool_options, two_by_two(typed, effect_options, effects))
 
